@@ -1,0 +1,46 @@
+"""eventhub's settings: one object, read at access time so override_settings works in tests.
+
+Projects set ``EVENTHUB = {...}`` in their settings; any key left out takes the
+default below.
+"""
+
+from typing import Any
+
+from django.conf import settings as django_settings
+
+DEFAULTS: dict[str, Any] = {
+    # "" -> the embedded in-process broker and worker threads; "amqp://..." -> RabbitMQ.
+    "BROKER_URL": "",
+    # The CloudEvents `source` of events emitted by this project when the caller gives none.
+    "DEFAULT_SOURCE": "/eventhub",
+    # The queue a route uses unless it names its own consumer group.
+    "DEFAULT_QUEUE": "eventhub",
+    # Worker threads of the embedded broker (the README's run command uses it).
+    "EMBEDDED_WORKER_THREADS": 2,
+    # A delivery still pending (never confirmed by the broker) this long after it was
+    # written is sent again by the outbox relay.
+    "RELAY_AFTER_SECONDS": 30,
+    "RELAY_INTERVAL_SECONDS": 10,
+    "RELAY_BATCH_SIZE": 500,
+    # Consul registration of workers (CONSUL_HTTP_ADDR switches discovery on).
+    "CONSUL_SERVICE_NAME": "eventhub-consumer",
+    "CONSUL_CHECK_TTL_SECONDS": 15,
+    "CONSUL_DEREGISTER_AFTER": "1m",
+    # HTTP destinations.
+    "WEBHOOK_TIMEOUT_SECONDS": 10.0,
+    # Ingest API: largest accepted request body.
+    "INGEST_MAX_BYTES": 1024 * 1024,
+}
+
+
+class EventhubSettings:
+    """Attribute access to ``settings.EVENTHUB`` with defaults."""
+
+    def __getattr__(self, name: str) -> Any:
+        if name not in DEFAULTS:
+            raise AttributeError(f"unknown eventhub setting {name!r}")
+        user = getattr(django_settings, "EVENTHUB", None) or {}
+        return user.get(name, DEFAULTS[name])
+
+
+eventhub_settings = EventhubSettings()

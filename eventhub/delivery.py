@@ -1,0 +1,125 @@
+"""deliver(): run one delivery through its route's destination and record the outcome.
+
+The worker calls this with a delivery id. A delivery that already succeeded is
+skipped, so a message that RabbitMQ redelivers never runs a handler twice after
+its success was recorded. Every run is recorded as an Attempt; the last one that
+fails makes the delivery ``dead``.
+"""
+
+import logging
+import os
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from eventhub.destinations import PermanentError, sender_for
+from eventhub.models import Attempt, Delivery
+
+logger = logging.getLogger(__name__)
+
+ERROR_LIMIT = 4000
+
+
+class DeliveryFailed(Exception):
+    """Raised to the queue layer so it retries the message later."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one run of a delivery came to."""
+
+    status: str
+    attempts: int
+    error: str = ""
+
+
+def worker_name() -> str:
+    """host:pid/thread, recorded on deliveries and attempts."""
+    return f"{socket.gethostname()}:{os.getpid()}/{threading.current_thread().name}"
+
+
+def claim(delivery_id: int, *, worker: str) -> Delivery | None:
+    """Mark the delivery running and count the attempt; None if it is unknown or already succeeded."""
+    now = timezone.now()
+    claimed = (
+        Delivery.objects.filter(pk=delivery_id)
+        .exclude(status=Delivery.Status.SUCCEEDED)
+        .update(status=Delivery.Status.RUNNING, attempts=F("attempts") + 1, started_at=now, worker=worker)
+    )
+    if not claimed:
+        return None
+    return Delivery.objects.select_related("route", "event").get(pk=delivery_id)
+
+
+def deliver(delivery_id: int, *, worker: str | None = None) -> Outcome | None:
+    """Run delivery ``delivery_id`` once; returns its outcome, or None when there was nothing to run.
+
+    Raises DeliveryFailed after recording a failure that has attempts left, so the
+    queue layer retries it with the route's backoff.
+    """
+    worker = worker or worker_name()
+    delivery = claim(delivery_id, worker=worker)
+    if delivery is None:
+        logger.info("Delivery %s is unknown or already succeeded; skipped.", delivery_id)
+        return None
+    started = time.monotonic()
+    error = ""
+    permanent = False
+    try:
+        sender_for(delivery.route.destination_kind)(
+            route=delivery.route, envelope=delivery.event.envelope, delivery=delivery
+        )
+    except PermanentError as exc:
+        error, permanent = f"{type(exc).__name__}: {exc}", True
+    except BaseException as exc:  # noqa: BLE001 - a time limit arrives as a BaseException
+        error = f"{type(exc).__name__}: {exc}"
+    outcome = record_outcome(
+        delivery,
+        started_at=delivery.started_at,
+        duration_ms=(time.monotonic() - started) * 1000,
+        error=error,
+        permanent=permanent,
+        worker=worker,
+    )
+    if outcome.status == Delivery.Status.RETRYING:
+        raise DeliveryFailed(error)
+    return outcome
+
+
+def record_outcome(
+    delivery: Delivery, *, started_at: datetime, duration_ms: float, error: str, permanent: bool, worker: str
+) -> Outcome:
+    """The one outcome recorder: write the attempt and the delivery's new state together."""
+    if not error:
+        status = Delivery.Status.SUCCEEDED
+    elif permanent or delivery.attempts >= delivery.route.max_attempts:
+        status = Delivery.Status.DEAD
+    else:
+        status = Delivery.Status.RETRYING
+    finished = timezone.now()
+    error = error[:ERROR_LIMIT]
+    with transaction.atomic():
+        Attempt.objects.create(
+            delivery=delivery,
+            number=delivery.attempts,
+            started_at=started_at,
+            finished_at=finished,
+            duration_ms=duration_ms,
+            worker=worker,
+            succeeded=not error,
+            error=error,
+        )
+        Delivery.objects.filter(pk=delivery.pk).update(
+            status=status, finished_at=finished, duration_ms=duration_ms, last_error=error
+        )
+    if error:
+        logger.warning(
+            "Delivery %s attempt %s failed (%s): %s", delivery.pk, delivery.attempts, status, error
+        )
+    return Outcome(status=status, attempts=delivery.attempts, error=error)

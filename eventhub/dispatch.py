@@ -1,0 +1,104 @@
+"""Sending delivery messages to the broker, after the transaction that wrote them commits.
+
+A delivery is written ``pending``; once the broker has confirmed its message it
+becomes ``queued``. A delivery still pending later (broker down, process killed
+between commit and send) is picked up by the outbox relay, which calls
+``send_deliveries`` again: a message is re-sent only when its send was never confirmed.
+"""
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import dramatiq
+from django.utils import timezone
+
+from eventhub import broker as brokers
+
+logger = logging.getLogger(__name__)
+
+DELIVER_ACTOR = "eventhub.deliver"
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """What it takes to send one delivery: its id, its queue and its route's retry policy."""
+
+    delivery_id: int
+    queue: str
+    max_attempts: int
+    min_backoff_ms: int
+    max_backoff_ms: int
+    time_limit_ms: int
+
+    @classmethod
+    def for_route(cls, delivery_id: int, route) -> "Outgoing":
+        return cls(
+            delivery_id,
+            route.queue,
+            route.max_attempts,
+            route.min_backoff_ms,
+            route.max_backoff_ms,
+            route.time_limit_ms,
+        )
+
+
+def message_for(item: Outgoing) -> dramatiq.Message:
+    """The Dramatiq message for one delivery: its id only; the worker loads the row."""
+    return dramatiq.Message(
+        queue_name=item.queue,
+        actor_name=DELIVER_ACTOR,
+        args=(item.delivery_id,),
+        kwargs={},
+        options={
+            # Dramatiq counts retries after the first run; the database decides when a
+            # delivery is dead, this only keeps the message from outliving the policy.
+            "max_retries": max(item.max_attempts - 1, 0),
+            "min_backoff": item.min_backoff_ms,
+            "max_backoff": item.max_backoff_ms,
+            "time_limit": item.time_limit_ms,
+        },
+    )
+
+
+def send_deliveries(items: Sequence[Outgoing]) -> int:
+    """Publish one message per delivery and mark the confirmed ones queued; returns how many.
+
+    Never raises: a delivery whose send fails stays pending for the relay.
+    """
+    if not items:
+        return 0
+    broker = brokers.get_broker()
+    sent: list[int] = []
+    try:
+        for item in items:
+            broker.declare_queue(item.queue)
+            broker.enqueue(message_for(item))
+            sent.append(item.delivery_id)
+    except Exception:
+        logger.warning(
+            "Broker send failed after %d of %d deliveries; the rest stay pending for the relay.",
+            len(sent),
+            len(items),
+            exc_info=True,
+        )
+    mark_queued(sent)
+    brokers.ensure_embedded_worker()
+    return len(sent)
+
+
+def mark_queued(delivery_ids: Sequence[int]) -> None:
+    """Record that the broker confirmed these deliveries' messages."""
+    from eventhub.models import Delivery
+
+    if not delivery_ids:
+        return
+    try:
+        # Only pending rows: a fast worker may already have started or finished one.
+        Delivery.objects.filter(pk__in=delivery_ids, status=Delivery.Status.PENDING).update(
+            status=Delivery.Status.QUEUED, queued_at=timezone.now()
+        )
+    except Exception:
+        # The messages are out; a delivery left pending is at worst sent again by the
+        # relay, and the worker's idempotency check keeps the effect once.
+        logger.warning("Could not mark %d deliveries queued.", len(delivery_ids), exc_info=True)

@@ -1,0 +1,22 @@
+"""The one builder of CloudEvents 1.0 envelopes."""
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from eventhub.models import Event
+
+
+def envelope_of(event: "Event") -> dict[str, Any]:
+    """The CloudEvents envelope (structured JSON mode) of a stored event."""
+    envelope: dict[str, Any] = {
+        "specversion": event.specversion,
+        "id": event.external_id or str(event.id),
+        "source": event.source,
+        "type": event.type,
+        "time": event.time.isoformat().replace("+00:00", "Z"),
+        "datacontenttype": event.datacontenttype,
+        "data": event.data,
+    }
+    if event.subject:
+        envelope["subject"] = event.subject
+    return envelope

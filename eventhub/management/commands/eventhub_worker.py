@@ -1,0 +1,62 @@
+"""manage.py eventhub_worker: Dramatiq worker processes for the consumer queues."""
+
+import os
+import sys
+
+from django.core.management.base import BaseCommand, CommandError
+
+from eventhub import broker
+from eventhub.worker_setup import QUEUES_ENV
+
+
+class Command(BaseCommand):
+    help = (
+        "Run Dramatiq worker processes that deliver events from the consumer queues on RabbitMQ. "
+        "Without --queues, every queue an enabled route uses is consumed. Stop with SIGTERM or Ctrl-C: "
+        "in-flight deliveries finish (or are redelivered) before the processes exit."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--queues", nargs="+", metavar="QUEUE", help="Consume only these queues.")
+        parser.add_argument(
+            "--processes", "-p", type=int, default=os.cpu_count() or 1, help="Worker processes."
+        )
+        parser.add_argument("--threads", "-t", type=int, default=8, help="Worker threads per process.")
+        parser.add_argument(
+            "--shutdown-timeout",
+            type=int,
+            default=30_000,
+            help="Milliseconds that a stop waits for in-flight deliveries.",
+        )
+
+    def handle(self, *args, queues, processes, threads, shutdown_timeout, **options):
+        if broker.is_embedded():
+            raise CommandError(
+                "BROKER_URL is not set: the embedded broker delivers inside the web process. "
+                "Set BROKER_URL=amqp://guest:guest@127.0.0.1:5672/%2F to run separate workers."
+            )
+        if processes < 1 or threads < 1:
+            raise CommandError("--processes and --threads must be at least 1.")
+        argv = [
+            sys.executable,
+            "-m",
+            "dramatiq",
+            "eventhub.worker_boot",
+            "--processes",
+            str(processes),
+            "--threads",
+            str(threads),
+            "--worker-shutdown-timeout",
+            str(shutdown_timeout),
+        ] + fork_functions()
+        if queues:
+            os.environ[QUEUES_ENV] = ",".join(queues)
+            argv += ["--queues", *queues]
+        sys.stdout.flush()
+        # exec, so that signals from a process manager reach Dramatiq's own handlers directly.
+        os.execv(sys.executable, argv)
+
+
+def fork_functions() -> list[str]:
+    """Extra processes Dramatiq runs beside the workers (the outbox relay)."""
+    return []

@@ -1,0 +1,225 @@
+"""eventhub's data: event types and routes (configured by operators), events and
+deliveries (written by emit, updated by workers).
+
+The database is the truth about events and deliveries; Consul is the truth about
+which consumers are alive.
+"""
+
+import secrets
+import uuid
+
+from django.core.exceptions import ValidationError
+from django.core.validators import MinValueValidator, RegexValidator
+from django.db import models
+from django.urls import reverse
+
+EVENT_TYPE_NAME = RegexValidator(
+    r"^[a-z0-9_]+(\.[a-z0-9_]+)+$",
+    "Use a dotted lower-case name such as order.paid (letters, digits, underscores; at least one dot).",
+)
+QUEUE_NAME = RegexValidator(
+    r"^[a-zA-Z_][a-zA-Z0-9._-]*$",
+    "A queue name starts with a letter or underscore and holds letters, digits, '.', '_' or '-'.",
+)
+
+
+def new_webhook_secret() -> str:
+    """A fresh signing secret in the Standard Webhooks form (whsec_ + base64)."""
+    import base64
+
+    return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
+
+
+class EventType(models.Model):
+    """A kind of event, such as ``order.paid``, with an optional JSON Schema for its data."""
+
+    name = models.CharField(max_length=200, unique=True, validators=[EVENT_TYPE_NAME])
+    description = models.TextField(blank=True)
+    schema = models.JSONField(
+        null=True, blank=True, help_text="Optional JSON Schema that every event's data must satisfy."
+    )
+    active = models.BooleanField(default=True, help_text="Inactive types refuse new events.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        from eventhub.schemas import SchemaError, check_schema
+
+        try:
+            check_schema(self.schema)
+        except SchemaError as exc:
+            raise ValidationError({"schema": str(exc)}) from exc
+
+
+class Route(models.Model):
+    """Where events of one type go: a filter, a destination and a retry policy."""
+
+    class Kind(models.TextChoices):
+        HANDLER = "handler", "Python handler"
+        WEBHOOK = "webhook", "HTTP webhook"
+        AMQP = "amqp", "AMQP exchange"
+
+    name = models.CharField(max_length=200, unique=True)
+    event_type = models.ForeignKey(EventType, on_delete=models.PROTECT, related_name="routes")
+    filter = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="EventBridge-style pattern over the envelope, e.g. "
+        '{"data": {"amount": [{"numeric": [">", 100]}]}}. Empty matches every event.',
+    )
+    destination_kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.HANDLER)
+    target = models.CharField(
+        max_length=500,
+        help_text="Handler name, webhook URL (https://... or consul://service/path), or exchange name.",
+    )
+    secret = models.CharField(
+        max_length=200, blank=True, default=new_webhook_secret, help_text="Webhook signing secret."
+    )
+    queue = models.CharField(
+        max_length=100,
+        default="eventhub",
+        validators=[QUEUE_NAME],
+        help_text="The consumer group: the RabbitMQ queue that workers for this route consume.",
+    )
+    enabled = models.BooleanField(default=True)
+    max_attempts = models.PositiveIntegerField(default=5, validators=[MinValueValidator(1)])
+    min_backoff_ms = models.PositiveIntegerField(default=1_000, validators=[MinValueValidator(1)])
+    max_backoff_ms = models.PositiveIntegerField(default=300_000, validators=[MinValueValidator(1)])
+    time_limit_ms = models.PositiveIntegerField(
+        default=60_000, validators=[MinValueValidator(1)], help_text="Longest one attempt may run."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        indexes = [models.Index(fields=["event_type", "enabled"], name="route_type_enabled")]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        from eventhub.routing import PatternError, validate_pattern
+
+        errors = {}
+        try:
+            validate_pattern(self.filter)
+        except PatternError as exc:
+            errors["filter"] = str(exc)
+        if self.min_backoff_ms and self.max_backoff_ms and self.min_backoff_ms > self.max_backoff_ms:
+            errors["max_backoff_ms"] = "The maximum backoff must not be below the minimum."
+        if errors:
+            raise ValidationError(errors)
+
+
+class Event(models.Model):
+    """One emitted event: the CloudEvents envelope as written. Never changed after insert."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    event_type = models.ForeignKey(EventType, on_delete=models.PROTECT, related_name="events")
+    type = models.CharField(max_length=200)
+    source = models.CharField(max_length=500)
+    # The producer's own CloudEvents id when it is not ours (HTTP ingest); unique per source.
+    external_id = models.CharField(max_length=200, null=True, blank=True)
+    subject = models.CharField(max_length=500, blank=True, default="")
+    time = models.DateTimeField()
+    specversion = models.CharField(max_length=10, default="1.0")
+    datacontenttype = models.CharField(max_length=100, default="application/json")
+    data = models.JSONField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-time"]
+        indexes = [
+            models.Index(fields=["-time"], name="event_time"),
+            models.Index(fields=["subject"], name="event_subject"),
+            models.Index(fields=["type", "-time"], name="event_type_time"),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["source", "external_id"],
+                condition=models.Q(external_id__isnull=False),
+                name="event_unique_external_id",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.id}"
+
+    def save(self, *args, **kwargs) -> None:
+        if not self._state.adding:
+            raise ValueError("Events are immutable once written.")
+        super().save(*args, **kwargs)
+
+    def get_absolute_url(self) -> str:
+        return reverse("eventhub:event", args=[self.pk])
+
+    @property
+    def envelope(self) -> dict:
+        """The CloudEvents 1.0 envelope handed to consumers."""
+        from eventhub.envelope import envelope_of
+
+        return envelope_of(self)
+
+
+class Delivery(models.Model):
+    """One event through one route, with its outcome."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "pending (not yet confirmed by the broker)"
+        QUEUED = "queued", "queued"
+        RUNNING = "running", "running"
+        SUCCEEDED = "succeeded", "succeeded"
+        RETRYING = "retrying", "retrying"
+        DEAD = "dead", "dead"
+
+    id = models.BigAutoField(primary_key=True)
+    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="deliveries")
+    route = models.ForeignKey(Route, on_delete=models.PROTECT, related_name="deliveries")
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(db_index=True)
+    queued_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    duration_ms = models.FloatField(null=True, blank=True)
+    worker = models.CharField(max_length=200, blank=True, default="")
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name_plural = "deliveries"
+        indexes = [
+            models.Index(fields=["status", "-created_at"], name="delivery_status_created"),
+            models.Index(fields=["route", "-created_at"], name="delivery_route_created"),
+            models.Index(fields=["route", "status", "-created_at"], name="delivery_route_status"),
+        ]
+
+    def __str__(self) -> str:
+        return f"delivery {self.pk} of {self.event_id} via {self.route_id}: {self.status}"
+
+
+class Attempt(models.Model):
+    """One run of a delivery: the history an operator reads when a delivery fails."""
+
+    delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="attempt_log")
+    number = models.PositiveIntegerField()
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField()
+    duration_ms = models.FloatField()
+    worker = models.CharField(max_length=200, blank=True, default="")
+    succeeded = models.BooleanField()
+    error = models.TextField(blank=True, default="")
+
+    class Meta:
+        ordering = ["delivery", "number"]
+        indexes = [models.Index(fields=["delivery", "number"], name="attempt_delivery_number")]
+
+    def __str__(self) -> str:
+        return f"attempt {self.number} of delivery {self.delivery_id}"

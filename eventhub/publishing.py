@@ -1,0 +1,122 @@
+"""emit(): validate, write the event and its deliveries (the outbox), send after commit."""
+
+import logging
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from functools import partial
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from eventhub.conf import eventhub_settings
+from eventhub.dispatch import Outgoing, send_deliveries
+from eventhub.errors import EmitError, UnknownEventType
+from eventhub.models import Delivery, Event, EventType, Route
+from eventhub.routing import match
+from eventhub.schemas import validate_data
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class EventSpec:
+    """One event to emit, for :func:`emit_many`."""
+
+    type: str
+    data: Any = None
+    subject: str | None = None
+    source: str | None = None
+    id: uuid.UUID | None = None
+    time: datetime | None = None
+    external_id: str | None = None
+    datacontenttype: str = "application/json"
+
+
+def emit(type: str, data: Any = None, *, subject: str | None = None, source: str | None = None) -> Event:
+    """Emit one event of ``type`` with ``data``; returns the stored Event.
+
+    Validates ``data`` against the type's JSON Schema (InvalidEventData, nothing
+    stored, on mismatch; UnknownEventType for an unknown or inactive type), writes
+    the event and one delivery per matching enabled route inside the caller's
+    transaction, and sends their messages only after that transaction commits.
+    """
+    return emit_many([EventSpec(type=type, data=data, subject=subject, source=source)])[0]
+
+
+def emit_many(events: Iterable[EventSpec | Mapping[str, Any]]) -> list[Event]:
+    """Emit many events at once: all are validated first, then written in one go.
+
+    Either every event is stored or none is. Each item is an EventSpec or a mapping
+    with the same keys (``type``, ``data``, ``subject``, ``source``).
+    """
+    specs = [_as_spec(item) for item in events]
+    if not specs:
+        return []
+    types = _active_types({spec.type for spec in specs})
+    stored = [_build_event(spec, types[spec.type]) for spec in specs]
+    routes = _enabled_routes(types.values())
+    with transaction.atomic():
+        Event.objects.bulk_create(stored)
+        deliveries = _route(stored, routes)
+        Delivery.objects.bulk_create([d for d, _ in deliveries])
+        outgoing = [Outgoing.for_route(d.pk, route) for d, route in deliveries]
+        transaction.on_commit(partial(send_deliveries, outgoing))
+    return stored
+
+
+def _as_spec(item: EventSpec | Mapping[str, Any]) -> EventSpec:
+    if isinstance(item, EventSpec):
+        return item
+    if not isinstance(item, Mapping) or "type" not in item:
+        raise EmitError(f"Each event needs at least a 'type'; got {item!r:.200}")
+    unknown = set(item) - set(EventSpec.__dataclass_fields__)
+    if unknown:
+        raise EmitError(f"Unknown event fields: {', '.join(sorted(unknown))}")
+    return EventSpec(**item)
+
+
+def _active_types(names: set[str]) -> dict[str, EventType]:
+    found = {t.name: t for t in EventType.objects.filter(name__in=names)}
+    for name in sorted(names):
+        if name not in found:
+            raise UnknownEventType(f"Unknown event type {name!r}: create it in the admin first.")
+        if not found[name].active:
+            raise UnknownEventType(f"Event type {name!r} is inactive and accepts no events.")
+    return found
+
+
+def _enabled_routes(types: Iterable[EventType]) -> dict[int, list[Route]]:
+    by_type: dict[int, list[Route]] = {}
+    for route in Route.objects.filter(event_type__in=list(types), enabled=True).order_by("pk"):
+        by_type.setdefault(route.event_type_id, []).append(route)
+    return by_type
+
+
+def _build_event(spec: EventSpec, event_type: EventType) -> Event:
+    validate_data(event_type.name, event_type.schema, spec.data)
+    return Event(
+        id=spec.id or uuid.uuid4(),
+        event_type=event_type,
+        type=event_type.name,
+        source=spec.source or eventhub_settings.DEFAULT_SOURCE,
+        external_id=spec.external_id,
+        subject=spec.subject or "",
+        time=spec.time or timezone.now(),
+        datacontenttype=spec.datacontenttype,
+        data=spec.data,
+    )
+
+
+def _route(events: list[Event], routes: dict[int, list[Route]]) -> list[tuple[Delivery, Route]]:
+    now = timezone.now()
+    pairs = []
+    for event in events:
+        candidates = routes.get(event.event_type_id, ())
+        envelope = event.envelope if candidates else None
+        for route in candidates:
+            if match(route.filter, envelope):
+                pairs.append((Delivery(event=event, route=route, created_at=now), route))
+    return pairs

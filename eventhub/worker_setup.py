@@ -1,0 +1,37 @@
+"""What a worker process needs before it consumes: its queues and lifecycle middleware."""
+
+import logging
+import os
+
+from eventhub import broker
+
+logger = logging.getLogger(__name__)
+
+QUEUES_ENV = "EVENTHUB_WORKER_QUEUES"
+
+
+def queues_to_consume() -> list[str]:
+    """The queues named on the command line, or every queue an enabled route uses."""
+    from eventhub.conf import eventhub_settings
+    from eventhub.models import Route
+
+    named = [q for q in os.environ.get(QUEUES_ENV, "").split(",") if q]
+    if named:
+        return named
+    queues = set(Route.objects.filter(enabled=True).values_list("queue", flat=True))
+    queues.add(eventhub_settings.DEFAULT_QUEUE)
+    return sorted(queues)
+
+
+def prepare() -> None:
+    """Declare this worker's queues and install the worker lifecycle middleware."""
+    queues = queues_to_consume()
+    broker.declare_queues(queues)
+    for middleware in lifecycle_middleware():
+        broker.get_broker().add_middleware(middleware)
+    logger.info("eventhub worker consuming %s", ", ".join(queues))
+
+
+def lifecycle_middleware() -> list:
+    """Middleware that runs with the worker's lifecycle (registration, relay)."""
+    return []

@@ -1,0 +1,28 @@
+"""Handlers for tests that run workers in other processes (and so can't register their own)."""
+
+import os
+import time
+
+from eventhub import consumer
+from tests.testapp.models import Effect, Switch
+
+
+@consumer("testapp.record")
+def record(envelope: dict) -> None:
+    """Write one Effect row per run."""
+    Effect.objects.create(event_id=envelope["id"], handler="testapp.record", pid=os.getpid())
+
+
+@consumer("testapp.slow")
+def slow(envelope: dict) -> None:
+    """Sleep for data.sleep seconds, then record; lets a test kill a worker mid-handler."""
+    time.sleep(float((envelope.get("data") or {}).get("sleep", 1)))
+    Effect.objects.create(event_id=envelope["id"], handler="testapp.slow", pid=os.getpid())
+
+
+@consumer("testapp.flaky")
+def flaky(envelope: dict) -> None:
+    """Fail while the switch "broken" is on, then record."""
+    if Switch.objects.filter(name="broken", on=True).exists():
+        raise RuntimeError("the downstream system is broken")
+    Effect.objects.create(event_id=envelope["id"], handler="testapp.flaky", pid=os.getpid())

@@ -1,0 +1,19 @@
+"""Rows that test handlers write, so a test can count effects across processes."""
+
+from django.db import models
+
+
+class Effect(models.Model):
+    """One handler run that took effect; tests count these per event."""
+
+    event_id = models.CharField(max_length=100, db_index=True)
+    handler = models.CharField(max_length=100)
+    pid = models.IntegerField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+
+class Switch(models.Model):
+    """A named flag tests flip to make handlers fail or succeed across processes."""
+
+    name = models.CharField(max_length=100, unique=True)
+    on = models.BooleanField(default=False)
