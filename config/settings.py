@@ -65,7 +65,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Worker threads write outcomes while the web thread writes events: wait for the lock
     # instead of failing at once, and give tests a file database that subprocesses can share.
     DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 30
-    DATABASES["default"]["TEST"] = {"NAME": str(Path(DATABASES["default"]["NAME"]).with_suffix(".test.sqlite3"))}
+    _test_db = Path(DATABASES["default"]["NAME"]).with_suffix(".test.sqlite3")
+    DATABASES["default"]["TEST"] = {"NAME": str(_test_db)}
 else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=0))
 

@@ -44,5 +44,9 @@ def run_manage(*args: str, env: dict | None = None, timeout: float = 60) -> subp
     """Run ``manage.py <args>`` to completion, capturing its output."""
     return subprocess.run(
         [sys.executable, str(ROOT / "manage.py"), *args],
-        cwd=ROOT, env=env or command_env(), capture_output=True, text=True, timeout=timeout,
+        cwd=ROOT,
+        env=env or command_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )

@@ -60,7 +60,9 @@ def test_backoff_bounds_are_checked(admin_client):
     paid = factories.event_type("order.paid")
     form = route_form(paid, min_backoff_ms=5000, max_backoff_ms=10)
     response = admin_client.post(reverse("admin:eventhub_route_add"), form)
-    assert "must not be below the minimum" in " ".join(response.context["adminform"].form.errors["max_backoff_ms"])
+    assert "must not be below the minimum" in " ".join(
+        response.context["adminform"].form.errors["max_backoff_ms"]
+    )
 
 
 def test_a_malformed_schema_is_refused_with_what_is_wrong(admin_client):
@@ -103,9 +105,10 @@ def test_events_and_deliveries_are_read_only_with_search_and_filters(admin_clien
 
     found = admin_client.get(reverse("admin:eventhub_event_changelist"), {"q": "order/1"})
     assert str(event.pk) in found.content.decode()
-    assert str(event.pk) not in admin_client.get(
-        reverse("admin:eventhub_event_changelist"), {"q": "order/2"}
-    ).content.decode()
+    assert (
+        str(event.pk)
+        not in admin_client.get(reverse("admin:eventhub_event_changelist"), {"q": "order/2"}).content.decode()
+    )
     listed = admin_client.get(reverse("admin:eventhub_delivery_changelist"), {"status__exact": "pending"})
     assert f">{delivery.pk}<" in listed.content.decode()
     none = admin_client.get(reverse("admin:eventhub_delivery_changelist"), {"status__exact": "dead"})

@@ -55,8 +55,16 @@ def test_worker_command_delivers_and_stops_cleanly_on_sigterm(rabbitmq_broker, q
 
     route = factories.route(factories.event_type("order.paid"), "testapp.record", queue=queue_name)
     worker = manage(
-        "eventhub_worker", "--queues", queue_name, "--processes", "1", "--threads", "2",
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        "eventhub_worker",
+        "--queues",
+        queue_name,
+        "--processes",
+        "1",
+        "--threads",
+        "2",
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     try:
         events = [emit("order.paid", data={"n": n}, source="/tests/worker") for n in range(5)]

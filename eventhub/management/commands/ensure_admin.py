@@ -20,4 +20,6 @@ class Command(BaseCommand):
             self.stdout.write(f"superuser {username!r} exists")
             return
         users.create_superuser(username=username, email=f"{username}@localhost", password=password)
-        self.stdout.write(f"created superuser {username!r} (password from DJANGO_SUPERUSER_PASSWORD, default 'admin')")
+        self.stdout.write(
+            f"created superuser {username!r} (password from DJANGO_SUPERUSER_PASSWORD, default 'admin')"
+        )
