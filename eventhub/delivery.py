@@ -98,7 +98,7 @@ def record_outcome(
     """The one outcome recorder: write the attempt and the delivery's new state together."""
     if not error:
         status = Delivery.Status.SUCCEEDED
-    elif permanent or delivery.attempts >= delivery.route.max_attempts:
+    elif permanent or delivery.attempts - delivery.attempts_before_replay >= delivery.route.max_attempts:
         status = Delivery.Status.DEAD
     else:
         status = Delivery.Status.RETRYING

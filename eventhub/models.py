@@ -8,6 +8,7 @@ which consumers are alive.
 import secrets
 import uuid
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
@@ -191,10 +192,16 @@ class Delivery(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
     duration_ms = models.FloatField(null=True, blank=True)
     worker = models.CharField(max_length=200, blank=True, default="")
+    # ``attempts`` is the lifetime total (Attempt.number follows it); a replay starts a fresh
+    # round of the retry policy, which counts only the attempts made after this mark.
+    attempts_before_replay = models.PositiveIntegerField(
+        default=0, help_text="Attempts made before the last replay; the retry policy counts from here."
+    )
 
     class Meta:
         ordering = ["-created_at"]
         verbose_name_plural = "deliveries"
+        permissions = [("replay_delivery", "Can replay deliveries and events")]
         indexes = [
             models.Index(fields=["status", "-created_at"], name="delivery_status_created"),
             models.Index(fields=["route", "-created_at"], name="delivery_route_created"),
@@ -223,3 +230,62 @@ class Attempt(models.Model):
 
     def __str__(self) -> str:
         return f"attempt {self.number} of delivery {self.delivery_id}"
+
+
+class Replay(models.Model):
+    """One replay an operator asked for: who, when, what, and how many deliveries it sent."""
+
+    class Kind(models.TextChoices):
+        DELIVERIES = "deliveries", "chosen deliveries"
+        EVENT = "event", "an event through today's routes"
+        BULK = "bulk", "bulk by route, status and time"
+
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # Kept when the user account is later deleted: the record must still say who.
+    username = models.CharField(max_length=150, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    event = models.ForeignKey(Event, null=True, blank=True, on_delete=models.SET_NULL, related_name="replays")
+    criteria = models.JSONField(default=dict, blank=True, help_text="The bulk replay's filters.")
+    delivery_count = models.PositiveIntegerField(default=0)
+    deliveries = models.ManyToManyField(Delivery, blank=True, related_name="replays")
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"replay of {self.delivery_count} deliveries by {self.username or 'system'}"
+
+
+class ApiToken(models.Model):
+    """A credential for the ingest API, limited to chosen event types.
+
+    Only a SHA-256 hash of the token is stored; the visible ``prefix`` finds the row.
+    The token itself is shown once, when it is created (see eventhub.tokens).
+    """
+
+    name = models.CharField(max_length=200, help_text="Who uses it, e.g. 'billing service (PHP)'.")
+    prefix = models.CharField(max_length=32, unique=True, editable=False)
+    token_hash = models.CharField(max_length=64, editable=False)
+    event_types = models.ManyToManyField(
+        EventType,
+        related_name="api_tokens",
+        blank=True,
+        help_text="The event types this token may send. None chosen: it may send none.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = "API token"
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    @property
+    def revoked(self) -> bool:
+        return self.revoked_at is not None
