@@ -22,6 +22,9 @@ DEFAULTS: dict[str, Any] = {
     "RELAY_AFTER_SECONDS": 30,
     "RELAY_INTERVAL_SECONDS": 10,
     "RELAY_BATCH_SIZE": 500,
+    # A delivery still "running" this long beyond its route's time limit lost its worker and
+    # its message; the relay sends it again.
+    "RELAY_STALE_RUNNING_SECONDS": 600,
     # Consul registration of workers (CONSUL_HTTP_ADDR switches discovery on).
     "CONSUL_SERVICE_NAME": "eventhub-consumer",
     "CONSUL_CHECK_TTL_SECONDS": 15,
@@ -30,6 +33,9 @@ DEFAULTS: dict[str, Any] = {
     "WEBHOOK_TIMEOUT_SECONDS": 10.0,
     # Ingest API: largest accepted request body.
     "INGEST_MAX_BYTES": 1024 * 1024,
+    # /metrics: the window its database figures cover, and an optional bearer token to read it.
+    "METRICS_WINDOW_SECONDS": 300,
+    "METRICS_TOKEN": "",
 }
 
 

@@ -24,6 +24,9 @@ from eventhub.models import Attempt, Delivery
 logger = logging.getLogger(__name__)
 
 ERROR_LIMIT = 4000
+INTERRUPTED = (
+    "Interrupted: the worker stopped before recording an outcome (killed, or the message redelivered)."
+)
 
 
 class DeliveryFailed(Exception):
@@ -45,16 +48,59 @@ def worker_name() -> str:
 
 
 def claim(delivery_id: int, *, worker: str) -> Delivery | None:
-    """Mark the delivery running and count the attempt; None if it is unknown or already succeeded."""
+    """Mark the delivery running and count the attempt; None if unknown, succeeded or dead.
+
+    A delivery found ``running`` was interrupted (its worker was killed, or RabbitMQ
+    redelivered the message): that attempt is recorded as failed, and when it was the
+    route's last attempt the delivery is dead instead of running again, so a handler
+    that kills its worker can't loop forever.
+    """
     now = timezone.now()
-    claimed = (
-        Delivery.objects.filter(pk=delivery_id)
-        .exclude(status=Delivery.Status.SUCCEEDED)
-        .update(status=Delivery.Status.RUNNING, attempts=F("attempts") + 1, started_at=now, worker=worker)
+    with transaction.atomic():
+        delivery = (
+            Delivery.objects.select_for_update(of=("self",))
+            .select_related("route", "event")
+            # Dead stays dead until a replay makes it pending again; a stray message can't revive it.
+            .exclude(status__in=(Delivery.Status.SUCCEEDED, Delivery.Status.DEAD))
+            .filter(pk=delivery_id)
+            .first()
+        )
+        if delivery is None:
+            return None
+        if delivery.status == Delivery.Status.RUNNING and _record_interrupted(delivery, now=now):
+            return None
+        Delivery.objects.filter(pk=delivery_id).update(
+            status=Delivery.Status.RUNNING, attempts=F("attempts") + 1, started_at=now, worker=worker
+        )
+    delivery.status, delivery.attempts, delivery.started_at, delivery.worker = (
+        Delivery.Status.RUNNING,
+        delivery.attempts + 1,
+        now,
+        worker,
     )
-    if not claimed:
-        return None
-    return Delivery.objects.select_related("route", "event").get(pk=delivery_id)
+    return delivery
+
+
+def _record_interrupted(delivery: Delivery, *, now: datetime) -> bool:
+    """Record the interrupted attempt; True when it was the last one and the delivery is now dead."""
+    started = delivery.started_at or now
+    Attempt.objects.create(
+        delivery=delivery,
+        number=delivery.attempts,
+        started_at=started,
+        finished_at=now,
+        duration_ms=(now - started).total_seconds() * 1000,
+        worker=delivery.worker,
+        succeeded=False,
+        error=INTERRUPTED,
+    )
+    logger.warning("Delivery %s attempt %s was interrupted; %s", delivery.pk, delivery.attempts, INTERRUPTED)
+    if delivery.attempts - delivery.attempts_before_replay < delivery.route.max_attempts:
+        return False
+    Delivery.objects.filter(pk=delivery.pk).update(
+        status=Delivery.Status.DEAD, finished_at=now, last_error=INTERRUPTED
+    )
+    return True
 
 
 def deliver(delivery_id: int, *, worker: str | None = None) -> Outcome | None:
@@ -66,7 +112,7 @@ def deliver(delivery_id: int, *, worker: str | None = None) -> Outcome | None:
     worker = worker or worker_name()
     delivery = claim(delivery_id, worker=worker)
     if delivery is None:
-        logger.info("Delivery %s is unknown or already succeeded; skipped.", delivery_id)
+        _log_skipped(delivery_id)
         return None
     started = time.monotonic()
     error = ""
@@ -90,6 +136,15 @@ def deliver(delivery_id: int, *, worker: str | None = None) -> Outcome | None:
     if outcome.status == Delivery.Status.RETRYING:
         raise DeliveryFailed(error)
     return outcome
+
+
+def _log_skipped(delivery_id: int) -> None:
+    status = Delivery.objects.filter(pk=delivery_id).values_list("status", flat=True).first()
+    if status is None:
+        # Not ours to record anywhere: deleted, or a message from another database's eventhub.
+        logger.warning("Delivery %s does not exist; message dropped.", delivery_id)
+    else:
+        logger.info("Delivery %s is %s; nothing to run.", delivery_id, status)
 
 
 def record_outcome(

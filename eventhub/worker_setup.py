@@ -34,4 +34,7 @@ def prepare() -> None:
 
 def lifecycle_middleware() -> list:
     """Middleware that runs with the worker's lifecycle (registration, relay)."""
-    return []
+    from eventhub.actors import RejectMalformed
+
+    # Bad messages are dead-lettered before they reach an actor (the relay runs as a fork process).
+    return [RejectMalformed()]

@@ -28,8 +28,13 @@ class Command(BaseCommand):
             default=30_000,
             help="Milliseconds that a stop waits for in-flight deliveries.",
         )
+        parser.add_argument(
+            "--no-relay",
+            action="store_true",
+            help="Don't run the outbox relay beside the workers (run manage.py eventhub_relay elsewhere).",
+        )
 
-    def handle(self, *args, queues, processes, threads, shutdown_timeout, **options):
+    def handle(self, *args, queues, processes, threads, shutdown_timeout, no_relay=False, **options):
         if broker.is_embedded():
             raise CommandError(
                 "BROKER_URL is not set: the embedded broker delivers inside the web process. "
@@ -48,7 +53,7 @@ class Command(BaseCommand):
             str(threads),
             "--worker-shutdown-timeout",
             str(shutdown_timeout),
-        ] + fork_functions()
+        ] + fork_functions(relay=not no_relay)
         if queues:
             os.environ[QUEUES_ENV] = ",".join(queues)
             argv += ["--queues", *queues]
@@ -57,6 +62,8 @@ class Command(BaseCommand):
         os.execv(sys.executable, argv)
 
 
-def fork_functions() -> list[str]:
+def fork_functions(*, relay: bool = True) -> list[str]:
     """Extra processes Dramatiq runs beside the workers (the outbox relay)."""
-    return []
+    from eventhub.relay_fork import RELAY_FORK
+
+    return ["--fork-function", RELAY_FORK] if relay else []
