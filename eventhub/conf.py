@@ -36,6 +36,9 @@ DEFAULTS: dict[str, Any] = {
     # /metrics: the window its database figures cover, and an optional bearer token to read it.
     "METRICS_WINDOW_SECONDS": 300,
     "METRICS_TOKEN": "",
+    # /metrics: the window its database figures cover, and an optional bearer token to read it.
+    "METRICS_WINDOW_SECONDS": 300,
+    "METRICS_TOKEN": "",
 }
 
 

@@ -141,6 +141,8 @@ class Event(models.Model):
             models.Index(fields=["-time"], name="event_time"),
             models.Index(fields=["subject"], name="event_subject"),
             models.Index(fields=["type", "-time"], name="event_type_time"),
+            # Dashboard search by the producer's own event id.
+            models.Index(fields=["external_id"], name="event_external_id"),
         ]
         constraints = [
             models.UniqueConstraint(
@@ -206,6 +208,12 @@ class Delivery(models.Model):
             models.Index(fields=["status", "-created_at"], name="delivery_status_created"),
             models.Index(fields=["route", "-created_at"], name="delivery_route_created"),
             models.Index(fields=["route", "status", "-created_at"], name="delivery_route_status"),
+            # The dashboard's "failing and dead" list: small, and read on every refresh.
+            models.Index(
+                fields=["-created_at"],
+                condition=models.Q(status__in=["dead", "retrying"]),
+                name="delivery_problems",
+            ),
         ]
 
     def __str__(self) -> str:

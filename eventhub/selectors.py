@@ -1,13 +1,125 @@
-"""Reads for the dashboard pages: bounded, index-backed queries."""
+"""Reads for the dashboard pages: bounded, index-backed queries.
 
-from django.db.models import QuerySet
+Every query here is either LIMITed or bounded in time (at most the last day), so
+a page costs the same with a thousand deliveries or ten million.
+"""
 
-from eventhub.models import Delivery, Event
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.db import connection
+from django.db.models import Aggregate, Count, DurationField, ExpressionWrapper, F, Q, QuerySet
+from django.db.models.functions import TruncMinute
+from django.utils import timezone
+
+from eventhub.models import Delivery, Event, EventType, Route
+
+PROBLEM_STATUSES = (Delivery.Status.DEAD, Delivery.Status.RETRYING)
+# Deliveries that have run at least once to an outcome; the success rate is over these.
+RAN_STATUSES = (Delivery.Status.SUCCEEDED, Delivery.Status.DEAD, Delivery.Status.RETRYING)
+TIME_RANGES: dict[str, timedelta] = {
+    "5m": timedelta(minutes=5),
+    "1h": timedelta(hours=1),
+    "24h": timedelta(days=1),
+    "7d": timedelta(days=7),
+}
+# The windows of the per-route figures, shortest first.
+FIGURE_WINDOWS: dict[str, timedelta] = {
+    "5m": timedelta(minutes=5),
+    "1h": timedelta(hours=1),
+    "24h": timedelta(days=1),
+}
 
 
-def recent_deliveries(*, limit: int = 50) -> QuerySet[Delivery]:
-    """The newest deliveries, with their event and route, newest first."""
-    return Delivery.objects.select_related("event", "route").order_by("-created_at", "-pk")[:limit]
+@dataclass(frozen=True)
+class DeliveryFilters:
+    """What the operator narrowed the delivery lists to; empty fields match everything."""
+
+    event_type: str = ""
+    route: int | None = None
+    status: str = ""
+    range: str = ""
+    q: str = ""
+    errors: list[str] = field(default_factory=list, compare=False)
+
+    @property
+    def active(self) -> bool:
+        return bool(self.event_type or self.route or self.status or self.range or self.q)
+
+
+def parse_filters(params) -> DeliveryFilters:
+    """Filters from a query string (a QueryDict or dict); unknown values are dropped with a message."""
+    errors: list[str] = []
+    status = params.get("status", "").strip()
+    if status and status not in Delivery.Status.values and status != "problems":
+        errors.append(f"Unknown status {status!r}.")
+        status = ""
+    time_range = params.get("range", "").strip()
+    if time_range and time_range not in TIME_RANGES:
+        errors.append(f"Unknown time range {time_range!r}.")
+        time_range = ""
+    route_raw = params.get("route", "").strip()
+    route = int(route_raw) if route_raw.isdigit() else None
+    if route_raw and route is None:
+        errors.append(f"Unknown route {route_raw!r}.")
+    return DeliveryFilters(
+        event_type=params.get("type", "").strip(),
+        route=route,
+        status=status,
+        range=time_range,
+        q=params.get("q", "").strip(),
+        errors=errors,
+    )
+
+
+def filtered_deliveries(filters: DeliveryFilters, *, now: datetime | None = None) -> QuerySet[Delivery]:
+    """Deliveries matching ``filters``, newest first (not yet limited)."""
+    qs = Delivery.objects.all()
+    if filters.event_type:
+        # Resolve to route ids first: a delivery's type is its route's type, and route_id is indexed.
+        qs = qs.filter(
+            route_id__in=list(
+                Route.objects.filter(event_type__name=filters.event_type).values_list("pk", flat=True)
+            )
+        )
+    if filters.route:
+        qs = qs.filter(route_id=filters.route)
+    if filters.status == "problems":
+        qs = qs.filter(status__in=PROBLEM_STATUSES)
+    elif filters.status:
+        qs = qs.filter(status=filters.status)
+    if filters.range:
+        qs = qs.filter(created_at__gte=(now or timezone.now()) - TIME_RANGES[filters.range])
+    if filters.q:
+        qs = qs.filter(_search(filters.q))
+    return qs.order_by("-created_at", "-pk")
+
+
+def _search(text: str) -> Q:
+    # An event id (ours or the producer's) or an exact subject: both are index lookups.
+    try:
+        return Q(event_id=uuid.UUID(text))
+    except ValueError:
+        # A subquery, so each side uses its own index instead of scanning events for the OR.
+        matching = Event.objects.filter(Q(subject=text) | Q(external_id=text)).values("pk")
+        return Q(event_id__in=matching)
+
+
+def recent_deliveries(filters: DeliveryFilters | None = None, *, limit: int = 50) -> list[Delivery]:
+    """The newest deliveries matching ``filters``, with their event and route."""
+    qs = filtered_deliveries(filters or DeliveryFilters())
+    return list(qs.select_related("event", "route")[:limit])
+
+
+def problem_deliveries(filters: DeliveryFilters | None = None, *, limit: int = 20) -> list[Delivery]:
+    """The newest dead and retrying deliveries matching ``filters`` (a status filter is ignored)."""
+    filters = filters or DeliveryFilters()
+    unfiltered_status = DeliveryFilters(
+        event_type=filters.event_type, route=filters.route, range=filters.range, q=filters.q
+    )
+    qs = filtered_deliveries(unfiltered_status).filter(status__in=PROBLEM_STATUSES)
+    return list(qs.select_related("event", "route")[:limit])
 
 
 def event_with_deliveries(*, event_id) -> tuple[Event, list[Delivery]]:
@@ -15,3 +127,171 @@ def event_with_deliveries(*, event_id) -> tuple[Event, list[Delivery]]:
     event = Event.objects.select_related("event_type").get(pk=event_id)
     deliveries = list(event.deliveries.select_related("route").prefetch_related("attempt_log").order_by("pk"))
     return event, deliveries
+
+
+def filter_choices() -> dict[str, list]:
+    """Event types, routes and statuses for the filter form."""
+    return {
+        "event_types": list(EventType.objects.order_by("name").values_list("name", flat=True)),
+        "routes": list(Route.objects.order_by("name").values_list("pk", "name")),
+        "statuses": [("problems", "dead or retrying"), *Delivery.Status.choices],
+        "ranges": [("5m", "last 5 minutes"), ("1h", "last hour"), ("24h", "last day"), ("7d", "last 7 days")],
+    }
+
+
+def per_minute_counts(*, minutes: int = 60, now: datetime | None = None) -> list[dict]:
+    """Deliveries created per minute and status over the last ``minutes`` minutes."""
+    since = (now or timezone.now()) - timedelta(minutes=minutes)
+    rows = (
+        Delivery.objects.filter(created_at__gte=since)
+        .annotate(minute=TruncMinute("created_at"))
+        .values("minute", "status")
+        .annotate(n=Count("pk"))
+        .order_by("minute")
+    )
+    return list(rows)
+
+
+# --- per-route figures ---------------------------------------------------------------------------
+
+
+class Percentile(Aggregate):
+    """PostgreSQL's percentile_cont as an ORM aggregate (it accepts FILTER like any other)."""
+
+    function = "percentile_cont"
+    template = "%(function)s(%(fraction)s) WITHIN GROUP (ORDER BY %(expressions)s)"
+
+    def __init__(self, expression, fraction: float, **extra) -> None:
+        super().__init__(expression, fraction=float(fraction), output_field=DurationField(), **extra)
+
+
+@dataclass
+class WindowFigures:
+    """One route over one window: deliveries, success rate among those that ran, latency in ms."""
+
+    deliveries: int = 0
+    succeeded: int = 0
+    ran: int = 0
+    p50_ms: float | None = None
+    p95_ms: float | None = None
+
+    @property
+    def success_rate(self) -> float | None:
+        return self.succeeded / self.ran if self.ran else None
+
+
+@dataclass
+class RouteFigures:
+    """A route and its figures per window key ("5m", "1h", "24h")."""
+
+    route: Route
+    windows: dict[str, WindowFigures]
+
+
+def route_figures(*, now: datetime | None = None) -> list[RouteFigures]:
+    """Per-route deliveries, success rate and emit→handled p50/p95 over 5 minutes, an hour and a day.
+
+    One time-bounded aggregate over the last day (index on created_at); routes
+    without deliveries show zeros.
+    """
+    now = now or timezone.now()
+    rows = _window_rows(now)
+    if connection.vendor != "postgresql":
+        _add_percentiles_in_python(rows, now)
+    figures = []
+    for route in Route.objects.select_related("event_type").order_by("name"):
+        row = rows.get(route.pk, {})
+        windows = {key: _window_from_row(row, key) for key in FIGURE_WINDOWS}
+        figures.append(RouteFigures(route=route, windows=windows))
+    return figures
+
+
+def _window_rows(now: datetime) -> dict[int, dict]:
+    longest = max(FIGURE_WINDOWS.values())
+    latency = ExpressionWrapper(F("finished_at") - F("event__time"), output_field=DurationField())
+    annotations = {}
+    for key, span in FIGURE_WINDOWS.items():
+        window = Q(created_at__gte=now - span)
+        annotations[f"n_{key}"] = Count("pk", filter=window)
+        annotations[f"ok_{key}"] = Count("pk", filter=window & Q(status=Delivery.Status.SUCCEEDED))
+        annotations[f"ran_{key}"] = Count("pk", filter=window & Q(status__in=RAN_STATUSES))
+        if connection.vendor == "postgresql":
+            handled = window & Q(status=Delivery.Status.SUCCEEDED)
+            annotations[f"p50_{key}"] = Percentile(latency, 0.5, filter=handled)
+            annotations[f"p95_{key}"] = Percentile(latency, 0.95, filter=handled)
+    qs = Delivery.objects.filter(created_at__gte=now - longest).values("route_id").annotate(**annotations)
+    return {row["route_id"]: row for row in qs.order_by()}
+
+
+def _add_percentiles_in_python(rows: dict[int, dict], now: datetime) -> None:
+    # SQLite has no percentile_cont; embedded databases are small, so sort in Python.
+    longest = max(FIGURE_WINDOWS.values())
+    handled = Delivery.objects.filter(
+        created_at__gte=now - longest, status=Delivery.Status.SUCCEEDED, finished_at__isnull=False
+    ).values_list("route_id", "created_at", "finished_at", "event__time")
+    samples: dict[tuple[int, str], list[timedelta]] = {}
+    for route_id, created_at, finished_at, emitted_at in handled.iterator():
+        for key, span in FIGURE_WINDOWS.items():
+            if created_at >= now - span:
+                samples.setdefault((route_id, key), []).append(finished_at - emitted_at)
+    for (route_id, key), values in samples.items():
+        values.sort()
+        row = rows.setdefault(route_id, {})
+        row[f"p50_{key}"] = _quantile(values, 0.5)
+        row[f"p95_{key}"] = _quantile(values, 0.95)
+
+
+def _quantile(values: list[timedelta], fraction: float) -> timedelta:
+    # Linear interpolation between closest ranks, as percentile_cont does.
+    position = (len(values) - 1) * fraction
+    low = int(position)
+    high = min(low + 1, len(values) - 1)
+    return values[low] + (values[high] - values[low]) * (position - low)
+
+
+def _window_from_row(row: dict, key: str) -> WindowFigures:
+    def ms(value: timedelta | None) -> float | None:
+        return None if value is None else value.total_seconds() * 1000
+
+    return WindowFigures(
+        deliveries=row.get(f"n_{key}", 0),
+        succeeded=row.get(f"ok_{key}", 0),
+        ran=row.get(f"ran_{key}", 0),
+        p50_ms=ms(row.get(f"p50_{key}")),
+        p95_ms=ms(row.get(f"p95_{key}")),
+    )
+
+
+# --- consumers (from Consul) ---------------------------------------------------------------------
+
+
+@dataclass
+class ConsumerHealth:
+    """What the dashboard knows about consumers: discovery on or off, workers, and orphaned routes."""
+
+    enabled: bool
+    consumers: list = field(default_factory=list)
+    error: str = ""
+    # Enabled routes whose queue no passing consumer consumes (only known with discovery on).
+    uncovered_routes: list[Route] = field(default_factory=list)
+
+
+def consumer_health() -> ConsumerHealth:
+    """Workers registered in Consul with their health, and enabled routes nobody healthy consumes.
+
+    Discovery is off when CONSUL_HTTP_ADDR is unset; an unreachable agent is reported, not raised.
+    """
+    from eventhub import discovery
+    from eventhub.conf import eventhub_settings
+
+    client = discovery.client_from_env(timeout=2.0)
+    if client is None:
+        return ConsumerHealth(enabled=False)
+    try:
+        consumers = discovery.list_consumers(client, eventhub_settings.CONSUL_SERVICE_NAME)
+    except discovery.DiscoveryError as exc:
+        return ConsumerHealth(enabled=True, error=str(exc))
+    healthy_queues = {q for c in consumers if c.status == "passing" for q in c.queues}
+    routes = Route.objects.filter(enabled=True).order_by("name")
+    uncovered = [r for r in routes if r.queue not in healthy_queues]
+    return ConsumerHealth(enabled=True, consumers=consumers, uncovered_routes=uncovered)

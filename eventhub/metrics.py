@@ -1,0 +1,132 @@
+"""/metrics: Prometheus text format.
+
+eventhub's own figures are computed from the database at scrape time, over a
+sliding window (``EVENTHUB["METRICS_WINDOW_SECONDS"]``, 5 minutes by default).
+The database already holds every event and delivery written by every web and
+worker process on every host, so one scrape of any web process sees them all:
+no prometheus_client multiprocess files to share, nothing lost when a worker
+restarts. They are gauges over the window, not counters, so read them directly
+(``sum by (route) (eventhub_deliveries_window)``) rather than through rate().
+
+Dramatiq's own Prometheus middleware keeps per-process counters in a
+multiprocess directory; when the web process can read that directory (the
+``dramatiq_prom_db`` variable, Dramatiq's own), its metrics are included too.
+"""
+
+import hmac
+import os
+from datetime import datetime, timedelta
+
+from django.db.models import Count, DurationField, ExpressionWrapper, F, Q, Sum
+from django.http import HttpRequest, HttpResponse
+from django.utils import timezone
+from django.views.decorators.http import require_GET
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeHistogramMetricFamily, GaugeMetricFamily
+from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector
+
+from eventhub.conf import eventhub_settings
+from eventhub.models import Delivery, Event
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+class DatabaseCollector(Collector):
+    """eventhub's figures over the last ``window``, read from the database on each scrape."""
+
+    def __init__(self, window: timedelta, now: datetime | None = None) -> None:
+        self.window = window
+        self.now = now
+
+    def collect(self):
+        since = (self.now or timezone.now()) - self.window
+        seconds = str(int(self.window.total_seconds()))
+        yield self._events(since, seconds)
+        yield self._deliveries(since, seconds)
+        yield self._latency(since)
+
+    def _events(self, since: datetime, seconds: str) -> GaugeMetricFamily:
+        family = GaugeMetricFamily(
+            "eventhub_events_window",
+            "Events emitted in the window, by type.",
+            labels=["type", "window_seconds"],
+        )
+        rows = Event.objects.filter(time__gte=since).values("type").annotate(n=Count("pk")).order_by()
+        for row in rows:
+            family.add_metric([row["type"], seconds], row["n"])
+        return family
+
+    def _deliveries(self, since: datetime, seconds: str) -> GaugeMetricFamily:
+        family = GaugeMetricFamily(
+            "eventhub_deliveries_window",
+            "Deliveries created in the window, by route and current status.",
+            labels=["route", "status", "window_seconds"],
+        )
+        rows = (
+            Delivery.objects.filter(created_at__gte=since)
+            .values("route__name", "status")
+            .annotate(n=Count("pk"))
+            .order_by()
+        )
+        for row in rows:
+            family.add_metric([row["route__name"], row["status"], seconds], row["n"])
+        return family
+
+    def _latency(self, since: datetime) -> GaugeHistogramMetricFamily:
+        family = GaugeHistogramMetricFamily(
+            "eventhub_delivery_latency_seconds",
+            "Emit (event time) to handled (finished) of deliveries that succeeded in the window, by route.",
+            labels=["route"],
+        )
+        for route, buckets, total in latency_buckets(since=since):
+            family.add_metric([route], buckets, gsum_value=total)
+        return family
+
+
+def latency_buckets(*, since: datetime) -> list[tuple[str, list[tuple[str, int]], float]]:
+    """Per route: cumulative (le, count) buckets and the sum in seconds, for deliveries since ``since``."""
+    latency = ExpressionWrapper(F("finished_at") - F("event__time"), output_field=DurationField())
+    aggregates = {
+        f"le_{i}": Count("pk", filter=Q(latency__lte=timedelta(seconds=bound)))
+        for i, bound in enumerate(LATENCY_BUCKETS)
+    }
+    rows = (
+        Delivery.objects.filter(
+            created_at__gte=since, status=Delivery.Status.SUCCEEDED, finished_at__isnull=False
+        )
+        .annotate(latency=latency)
+        .values("route__name")
+        .annotate(n=Count("pk"), total=Sum("latency"), **aggregates)
+        .order_by()
+    )
+    result = []
+    for row in rows:
+        buckets = [(str(bound), row[f"le_{i}"]) for i, bound in enumerate(LATENCY_BUCKETS)]
+        buckets.append(("+Inf", row["n"]))
+        total = row["total"].total_seconds() if row["total"] is not None else 0.0
+        result.append((row["route__name"], buckets, total))
+    return result
+
+
+def build_registry(*, window: timedelta | None = None) -> CollectorRegistry:
+    """A registry with eventhub's database figures and, when readable, Dramatiq's worker metrics."""
+    registry = CollectorRegistry(auto_describe=False)
+    seconds = window or timedelta(seconds=eventhub_settings.METRICS_WINDOW_SECONDS)
+    registry.register(DatabaseCollector(seconds))
+    dramatiq_dir = os.environ.get("dramatiq_prom_db", "")  # noqa: SIM112 - Dramatiq spells it so
+    if dramatiq_dir and os.path.isdir(dramatiq_dir):
+        MultiProcessCollector(registry, path=dramatiq_dir)
+    return registry
+
+
+@require_GET
+def metrics_view(request: HttpRequest) -> HttpResponse:
+    """Prometheus text exposition; needs ``Authorization: Bearer <METRICS_TOKEN>`` when that is set."""
+    token = eventhub_settings.METRICS_TOKEN
+    if token:
+        given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+        if not hmac.compare_digest(given.encode(), token.encode()):
+            return HttpResponse("metrics token required\n", status=401, content_type="text/plain")
+    return HttpResponse(generate_latest(build_registry()), content_type=CONTENT_TYPE)
