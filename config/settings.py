@@ -28,6 +28,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "eventhub",
+    "shop",  # the demo domain for signal hooks (manage.py eventhub_demo)
 ]
 
 MIDDLEWARE = [
@@ -92,6 +93,11 @@ EVENTHUB = {
     # Empty means the embedded in-process broker; amqp://... means RabbitMQ with publisher confirms.
     "BROKER_URL": env("BROKER_URL", default=""),
     "DEFAULT_SOURCE": env("EVENTHUB_SOURCE", default="/eventhub"),
+    # Signal hooks edited in the admin reach every running process within this many seconds.
+    "HOOKS_REFRESH_SECONDS": env.float("EVENTHUB_HOOKS_REFRESH_SECONDS", default=3),
+    # The outbox relay: grace period before a pending delivery is sent again, and its pace.
+    "RELAY_AFTER_SECONDS": env.float("EVENTHUB_RELAY_AFTER_SECONDS", default=30),
+    "RELAY_INTERVAL_SECONDS": env.float("EVENTHUB_RELAY_INTERVAL_SECONDS", default=10),
 }
 
 LOGGING = {

@@ -18,3 +18,8 @@ class EventhubConfig(AppConfig):
 
         # Handlers live in each app's `consumers` module, as admin classes live in `admin`.
         autodiscover_modules("consumers")
+
+        # Signal hooks: admin and code hooks share these receivers (see eventhub/hooks.py).
+        from eventhub import hooks
+
+        hooks.connect_receivers()

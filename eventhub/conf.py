@@ -33,9 +33,8 @@ DEFAULTS: dict[str, Any] = {
     "WEBHOOK_TIMEOUT_SECONDS": 10.0,
     # Ingest API: largest accepted request body.
     "INGEST_MAX_BYTES": 1024 * 1024,
-    # /metrics: the window its database figures cover, and an optional bearer token to read it.
-    "METRICS_WINDOW_SECONDS": 300,
-    "METRICS_TOKEN": "",
+    # Signal hooks: how often a process asks the database whether hooks were edited.
+    "HOOKS_REFRESH_SECONDS": 3.0,
     # /metrics: the window its database figures cover, and an optional bearer token to read it.
     "METRICS_WINDOW_SECONDS": 300,
     "METRICS_TOKEN": "",

@@ -297,3 +297,100 @@ class ApiToken(models.Model):
     @property
     def revoked(self) -> bool:
         return self.revoked_at is not None
+
+
+class SignalHook(models.Model):
+    """Emit an event when a model is saved, deleted or has its many-to-many links changed.
+
+    Edits take effect in every running process within ``EVENTHUB["HOOKS_REFRESH_SECONDS"]``
+    (see eventhub/hooks.py); hooks declared in code work the same way but live in code.
+    """
+
+    class Signal(models.TextChoices):
+        POST_SAVE = "post_save", "saved (post_save)"
+        POST_DELETE = "post_delete", "deleted (post_delete)"
+        M2M_CHANGED = "m2m_changed", "many-to-many changed (m2m_changed)"
+
+    class When(models.TextChoices):
+        ALWAYS = "always", "every time"
+        CREATED = "created", "on create"
+        UPDATED = "updated", "on update"
+        CHANGED = "changed", "on update, only when one of the watched fields changed"
+
+    class Payload(models.TextChoices):
+        FIELDS = "fields", "the chosen fields (all fields when none are chosen)"
+        METHOD = "method", "the model's to_event_data() method"
+
+    name = models.CharField(max_length=200, unique=True)
+    enabled = models.BooleanField(default=True)
+    content_type = models.ForeignKey(
+        "contenttypes.ContentType", on_delete=models.CASCADE, verbose_name="model", related_name="+"
+    )
+    signal = models.CharField(max_length=20, choices=Signal.choices, default=Signal.POST_SAVE)
+    when = models.CharField(
+        max_length=20, choices=When.choices, default=When.ALWAYS, help_text="For saves only."
+    )
+    watch_fields = models.CharField(
+        max_length=500, blank=True, help_text="Comma-separated field names, for “only when fields changed”."
+    )
+    condition = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Optional pattern over the object's field values (route filter syntax), "
+        'e.g. {"status": ["paid"]} or {"total_cents": [{"numeric": [">", 0]}]}. '
+        "Foreign keys appear by their id field (customer_id).",
+    )
+    m2m_field = models.CharField(
+        max_length=100, blank=True, help_text="The many-to-many field, for m2m_changed hooks."
+    )
+    event_type = models.ForeignKey(EventType, on_delete=models.PROTECT, related_name="hooks")
+    payload = models.CharField(max_length=20, choices=Payload.choices, default=Payload.FIELDS)
+    payload_fields = models.CharField(
+        max_length=1000,
+        blank=True,
+        help_text="Comma-separated field names; a foreign key gives its id (customer -> customer_id).",
+    )
+    subject = models.CharField(
+        max_length=300,
+        blank=True,
+        help_text="Empty gives <app_label>.<model>/<pk>; otherwise a template such as order/{pk} "
+        "or customer/{customer_id}.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        from eventhub.hookspec import hook_config_errors
+
+        errors = hook_config_errors(self)
+        if errors:
+            raise ValidationError(errors)
+
+
+class HookFailure(models.Model):
+    """A hook that could not emit (payload refused by the schema, unknown type, ...).
+
+    The user's save went through; this row tells operators which event is missing and why.
+    """
+
+    hook = models.ForeignKey(SignalHook, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    hook_name = models.CharField(max_length=200)
+    event_type = models.CharField(max_length=200)
+    model = models.CharField(max_length=200, help_text="app_label.model of the object")
+    object_pk = models.CharField(max_length=100, blank=True)
+    error = models.TextField()
+    data = models.JSONField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["-created_at"], name="hookfailure_created")]
+
+    def __str__(self) -> str:
+        return f"{self.hook_name}: {self.error[:80]}"

@@ -15,6 +15,15 @@ RABBITMQ_URL = os.environ.get("EVENTHUB_TEST_BROKER_URL", "amqp://guest:guest@12
 
 
 
+@pytest.fixture(autouse=True)
+def _no_stale_signal_hooks() -> Iterator[None]:
+    """Each test starts on an empty database: drop hooks an earlier test loaded, with no query."""
+    from eventhub import hook_table
+
+    hook_table.reset()
+    yield
+
+
 @pytest.fixture
 def rabbitmq_broker() -> Iterator[dramatiq.Broker]:
     """eventhub switched to the real RabbitMQ broker (publisher confirms on) for one test."""

@@ -13,6 +13,7 @@ class Migration(migrations.Migration):
     initial = True
 
     dependencies = [
+        ('contenttypes', '0002_remove_content_type_name'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
@@ -140,6 +141,46 @@ class Migration(migrations.Migration):
             field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='deliveries', to='eventhub.route'),
         ),
         migrations.CreateModel(
+            name='SignalHook',
+            fields=[
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('name', models.CharField(max_length=200, unique=True)),
+                ('enabled', models.BooleanField(default=True)),
+                ('signal', models.CharField(choices=[('post_save', 'saved (post_save)'), ('post_delete', 'deleted (post_delete)'), ('m2m_changed', 'many-to-many changed (m2m_changed)')], default='post_save', max_length=20)),
+                ('when', models.CharField(choices=[('always', 'every time'), ('created', 'on create'), ('updated', 'on update'), ('changed', 'on update, only when one of the watched fields changed')], default='always', help_text='For saves only.', max_length=20)),
+                ('watch_fields', models.CharField(blank=True, help_text='Comma-separated field names, for “only when fields changed”.', max_length=500)),
+                ('condition', models.JSONField(blank=True, default=dict, help_text='Optional pattern over the object\'s field values (route filter syntax), e.g. {"status": ["paid"]} or {"total_cents": [{"numeric": [">", 0]}]}. Foreign keys appear by their id field (customer_id).')),
+                ('m2m_field', models.CharField(blank=True, help_text='The many-to-many field, for m2m_changed hooks.', max_length=100)),
+                ('payload', models.CharField(choices=[('fields', 'the chosen fields (all fields when none are chosen)'), ('method', "the model's to_event_data() method")], default='fields', max_length=20)),
+                ('payload_fields', models.CharField(blank=True, help_text='Comma-separated field names; a foreign key gives its id (customer -> customer_id).', max_length=1000)),
+                ('subject', models.CharField(blank=True, help_text='Empty gives <app_label>.<model>/<pk>; otherwise a template such as order/{pk} or customer/{customer_id}.', max_length=300)),
+                ('created_at', models.DateTimeField(auto_now_add=True)),
+                ('updated_at', models.DateTimeField(auto_now=True)),
+                ('content_type', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='contenttypes.contenttype', verbose_name='model')),
+                ('event_type', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='hooks', to='eventhub.eventtype')),
+            ],
+            options={
+                'ordering': ['name'],
+            },
+        ),
+        migrations.CreateModel(
+            name='HookFailure',
+            fields=[
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('hook_name', models.CharField(max_length=200)),
+                ('event_type', models.CharField(max_length=200)),
+                ('model', models.CharField(help_text='app_label.model of the object', max_length=200)),
+                ('object_pk', models.CharField(blank=True, max_length=100)),
+                ('error', models.TextField()),
+                ('data', models.JSONField(blank=True, null=True)),
+                ('created_at', models.DateTimeField(auto_now_add=True)),
+                ('hook', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='eventhub.signalhook')),
+            ],
+            options={
+                'ordering': ['-created_at'],
+            },
+        ),
+        migrations.CreateModel(
             name='Attempt',
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
@@ -196,5 +237,9 @@ class Migration(migrations.Migration):
         migrations.AddIndex(
             model_name='delivery',
             index=models.Index(condition=models.Q(('status__in', ['dead', 'retrying'])), fields=['-created_at'], name='delivery_problems'),
+        ),
+        migrations.AddIndex(
+            model_name='hookfailure',
+            index=models.Index(fields=['-created_at'], name='hookfailure_created'),
         ),
     ]
