@@ -5,6 +5,7 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
 
+from eventhub import admin_tokens  # noqa: F401 - registers the API token admin
 from eventhub.models import Attempt, Delivery, Event, EventType, Route
 
 
