@@ -5,7 +5,10 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
 
-from eventhub import admin_tokens  # noqa: F401 - registers the API token admin
+from eventhub import (
+    admin_hooks,  # noqa: F401 - registers the signal hook and hook failure admins
+    admin_tokens,  # noqa: F401 - registers the API token admin
+)
 from eventhub.models import Attempt, Delivery, Event, EventType, Route
 
 
