@@ -295,3 +295,10 @@ def consumer_health() -> ConsumerHealth:
     routes = Route.objects.filter(enabled=True).order_by("name")
     uncovered = [r for r in routes if r.queue not in healthy_queues]
     return ConsumerHealth(enabled=True, consumers=consumers, uncovered_routes=uncovered)
+
+
+def recent_hook_failures(limit: int = 20) -> QuerySet:
+    """The newest signal hook failures (saves whose event was not emitted), newest first."""
+    from eventhub.models import HookFailure
+
+    return HookFailure.objects.order_by("-created_at", "-pk")[:limit]
