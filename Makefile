@@ -43,5 +43,6 @@ test: test-setup lint
 	$(MAKE) test-sqlite
 
 ## bench: eventhub against raw Dramatiq on the same RabbitMQ and PostgreSQL
+## (BENCH_ARGS="--quick" for a smoke run; see docs/benchmark.md)
 bench: venv services
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench $(BENCH_ARGS)

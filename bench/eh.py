@@ -1,0 +1,119 @@
+"""eventhub phases: emit one at a time and in batches, drain end to end, latency at a fixed rate."""
+
+import time
+from datetime import datetime
+from pathlib import Path
+
+from django.db.models import Max
+from django.utils import timezone
+
+from bench import pacing, recorder, services, stats
+from eventhub import broker as brokers
+from eventhub import emit, emit_many
+from eventhub.models import Delivery, EventType, Route
+
+NOOP, LATENCY = "bench.noop", "bench.latency"
+
+
+def run(
+    *,
+    n: int,
+    n_single: int,
+    batch: int,
+    rate: float,
+    seconds: float,
+    processes: int,
+    threads: int,
+    queue: str,
+    out_dir: str,
+    log: Path,
+) -> dict:
+    """All eventhub phases against workers started once for ``queue``."""
+    routes = {name: _route(name, queue) for name in (NOOP, LATENCY)}
+    route_ids = [r.pk for r in routes.values()]
+    services.clear_bench_rows(route_ids)
+    brokers.get_broker().declare_queue(queue, ensure=True)
+    workers = services.eventhub_workers(queue, processes, threads, out_dir, log)
+    try:
+        workers.wait_consuming(queue, processes)
+        result = {"load_before": stats.load()}
+        result["single"] = _throughput(routes[NOOP], n_single, 1, workers)
+        services.clear_bench_rows(route_ids)
+        result["batched"] = _throughput(routes[NOOP], n, batch, workers)
+        services.clear_bench_rows(route_ids)
+        result.update(_latency(routes[LATENCY], rate, seconds, out_dir, workers))
+        result["load_after"] = stats.load()
+        return result
+    finally:
+        workers.stop()
+        services.clear_bench_rows(route_ids)
+
+
+def _route(name: str, queue: str) -> Route:
+    """The bench's one enabled route for event type ``name``, to the handler of that name."""
+    event_type, _ = EventType.objects.update_or_create(name=name, defaults={"active": True, "schema": None})
+    Route.objects.filter(event_type=event_type).exclude(name=f"route-{name}").update(enabled=False)
+    route, _ = Route.objects.update_or_create(
+        name=f"route-{name}",
+        defaults={
+            "event_type": event_type,
+            "destination_kind": Route.Kind.HANDLER,
+            "target": name,
+            "queue": queue,
+            "enabled": True,
+            "filter": {},
+        },
+    )
+    return route
+
+
+def _throughput(route: Route, n: int, batch: int, workers: services.Workers) -> dict:
+    """Emit ``n`` events (``batch`` per emit_many call; 1 means emit() each in its own transaction)."""
+    started_at = timezone.now()
+    started = time.monotonic()
+    if batch == 1:
+        for i in range(n):
+            emit(NOOP, data={"i": i})
+    else:
+        for first in range(0, n, batch):
+            emit_many([{"type": NOOP, "data": {"i": i}} for i in range(first, min(first + batch, n))])
+    emit_s = time.monotonic() - started
+    finished = _wait_succeeded(route, n, workers)
+    e2e_s = (finished - started_at).total_seconds()
+    return {
+        "count": n,
+        "batch": batch,
+        "emit": {"seconds": emit_s, "rate": stats.rate(n, emit_s)},
+        "end_to_end": {"seconds": e2e_s, "rate": stats.rate(n, e2e_s)},
+    }
+
+
+def _wait_succeeded(route: Route, n: int, workers: services.Workers) -> datetime:
+    """Wait until ``n`` deliveries of ``route`` succeeded; returns when the last was recorded."""
+    deadline = time.monotonic() + 120 + n / 50
+    deliveries = Delivery.objects.filter(route=route)
+    while deliveries.filter(status=Delivery.Status.SUCCEEDED).count() < n:
+        failed = deliveries.filter(status__in=[Delivery.Status.DEAD, Delivery.Status.RETRYING]).first()
+        if failed is not None:
+            raise RuntimeError(f"delivery {failed.pk} failed: {failed.last_error}")
+        if time.monotonic() > deadline or workers.process.poll() is not None:
+            raise RuntimeError(f"eventhub workers did not finish {n} deliveries; see {workers.log}")
+        time.sleep(0.2)
+    return deliveries.aggregate(last=Max("finished_at"))["last"]
+
+
+def _latency(route: Route, rate: float, seconds: float, out_dir: str, workers: services.Workers) -> dict:
+    """Emit at ``rate``, one event per transaction; latency to handler start and to outcome recorded."""
+    pacing_result = pacing.at_rate(
+        lambda i: emit(LATENCY, data={"t": time.time()}), rate=rate, seconds=seconds
+    )
+    count = pacing_result["sent"]
+    _wait_succeeded(route, count, workers)
+    rows = Delivery.objects.filter(route=route).values_list("finished_at", "event__data")
+    recorded = [finished.timestamp() - data["t"] for finished, data in rows]
+    started = [r[0] for r in recorder.read(out_dir, "eventhub")]
+    return {
+        "latency_pacing": pacing_result,
+        "latency_start": stats.latency_summary(started),
+        "latency_done": stats.latency_summary(recorded),
+    }

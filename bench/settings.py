@@ -1,0 +1,27 @@
+"""Django settings for the benchmark: the project's own, plus the bench app's handlers.
+
+The harness and its worker processes both use this module, so the workers load
+the no-op and latency handlers from bench/consumers.py.
+"""
+
+from config.settings import *  # noqa: F403
+from config.settings import EVENTHUB, INSTALLED_APPS, env
+
+INSTALLED_APPS = [*INSTALLED_APPS, "bench"]
+# The benchmark measures PostgreSQL: its own database unless DATABASE_URL names one.
+if "DATABASE_URL" not in env.ENVIRON:
+    DATABASES = {
+        "default": {
+            **env.db_url_config("postgres://postgres@127.0.0.1:5432/eventhub_bench"),
+            "CONN_MAX_AGE": env.int("CONN_MAX_AGE", default=0),
+        }
+    }
+# The benchmark is about RabbitMQ: it never runs on the embedded broker.
+EVENTHUB = {**EVENTHUB, "BROKER_URL": env("BROKER_URL", default="amqp://guest:guest@127.0.0.1:5672/%2F")}
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="WARNING")},
+    "loggers": {"pika": {"level": "ERROR"}},
+}
