@@ -22,7 +22,7 @@ from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import GaugeHistogramMetricFamily, GaugeMetricFamily
+from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
@@ -74,14 +74,14 @@ class DatabaseCollector(Collector):
             family.add_metric([row["route__name"], row["status"], seconds], row["n"])
         return family
 
-    def _latency(self, since: datetime) -> GaugeHistogramMetricFamily:
-        family = GaugeHistogramMetricFamily(
+    def _latency(self, since: datetime) -> HistogramMetricFamily:
+        family = HistogramMetricFamily(
             "eventhub_delivery_latency_seconds",
             "Emit (event time) to handled (finished) of deliveries that succeeded in the window, by route.",
             labels=["route"],
         )
         for route, buckets, total in latency_buckets(since=since):
-            family.add_metric([route], buckets, gsum_value=total)
+            family.add_metric([route], buckets, sum_value=total)
         return family
 
 
