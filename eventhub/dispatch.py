@@ -7,17 +7,21 @@ between commit and send) is picked up by the outbox relay, which calls
 """
 
 import logging
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import dramatiq
 from django.utils import timezone
+from dramatiq.brokers.rabbitmq import RabbitmqBroker
 
 from eventhub import broker as brokers
+from eventhub.publisher import ConfirmingPublisher
 
 logger = logging.getLogger(__name__)
 
 DELIVER_ACTOR = "eventhub.deliver"
+_publisher_lock = threading.Lock()
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,11 +68,50 @@ def message_for(item: Outgoing) -> dramatiq.Message:
 def send_deliveries(items: Sequence[Outgoing]) -> int:
     """Publish one message per delivery and mark the confirmed ones queued; returns how many.
 
-    Never raises: a delivery whose send fails stays pending for the relay.
+    On RabbitMQ the whole batch is published and then its confirms awaited once
+    (see eventhub.publisher). Never raises: a delivery whose send fails or is not
+    confirmed stays pending for the relay.
     """
     if not items:
         return 0
     broker = brokers.get_broker()
+    if isinstance(broker, RabbitmqBroker):
+        sent = _publish_confirmed(broker, items)
+    else:
+        sent = _enqueue_each(broker, items)
+    mark_queued(sent)
+    brokers.ensure_embedded_worker()
+    return len(sent)
+
+
+def _publish_confirmed(broker: RabbitmqBroker, items: Sequence[Outgoing]) -> list[int]:
+    messages = [message_for(item) for item in items]
+    try:
+        for queue in {item.queue for item in items}:
+            broker.declare_queue(queue, ensure=True)  # once per queue and process
+        for message in messages:
+            broker.emit_before("enqueue", message, None)
+        confirmed = publisher_for(broker).publish([(m.queue_name, m.encode()) for m in messages])
+    except Exception:
+        logger.warning(
+            "Broker send of %d deliveries failed; they stay pending for the relay.", len(items), exc_info=True
+        )
+        return []
+    for message, ok in zip(messages, confirmed, strict=True):
+        if ok:
+            broker.emit_after("enqueue", message, None)
+    sent = [item.delivery_id for item, ok in zip(items, confirmed, strict=True) if ok]
+    if len(sent) < len(items):
+        logger.warning(
+            "RabbitMQ confirmed %d of %d delivery messages; the rest stay pending for the relay.",
+            len(sent),
+            len(items),
+        )
+    return sent
+
+
+def _enqueue_each(broker: dramatiq.Broker, items: Sequence[Outgoing]) -> list[int]:
+    """The embedded broker (and any other): Dramatiq's own enqueue, one message at a time."""
     sent: list[int] = []
     try:
         for item in items:
@@ -82,9 +125,24 @@ def send_deliveries(items: Sequence[Outgoing]) -> int:
             len(items),
             exc_info=True,
         )
-    mark_queued(sent)
-    brokers.ensure_embedded_worker()
-    return len(sent)
+    return sent
+
+
+def publisher_for(broker: RabbitmqBroker) -> ConfirmingPublisher:
+    """The batch-confirming publisher of ``broker`` in this process (created on first use)."""
+    publisher = getattr(broker, "_eventhub_publisher", None)
+    if publisher is None:
+        with _publisher_lock:
+            publisher = getattr(broker, "_eventhub_publisher", None)
+            if publisher is None:
+                parameters = (
+                    broker.parameters[0] if isinstance(broker.parameters, list) else broker.parameters
+                )
+                publisher = ConfirmingPublisher(
+                    parameters, on_unroutable=lambda queue: broker.queues_pending.add(queue)
+                )
+                broker._eventhub_publisher = publisher
+    return publisher
 
 
 def mark_queued(delivery_ids: Sequence[int]) -> None:
