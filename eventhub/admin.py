@@ -31,7 +31,17 @@ class EventTypeAdmin(admin.ModelAdmin):
 
 @admin.register(Route)
 class RouteAdmin(admin.ModelAdmin):
-    list_display = ["name", "event_type", "destination_kind", "target", "queue", "enabled", "max_attempts"]
+    list_display = [
+        "name",
+        "event_type",
+        "destination_kind",
+        "target",
+        "queue",
+        "enabled",
+        "max_attempts",
+        "failures_link",
+    ]
+    readonly_fields = ["failures_link"]
     list_filter = ["enabled", "destination_kind", "queue", "event_type"]
     search_fields = ["name", "target", "event_type__name"]
     list_select_related = ["event_type"]
@@ -39,12 +49,24 @@ class RouteAdmin(admin.ModelAdmin):
         (None, {"fields": ["name", "event_type", "enabled", "filter"]}),
         ("Destination", {"fields": ["destination_kind", "target", "secret", "queue"]}),
         ("Retry policy", {"fields": ["max_attempts", "min_backoff_ms", "max_backoff_ms", "time_limit_ms"]}),
+        ("Recent failures", {"fields": ["failures_link"]}),
     ]
+
+    @admin.display(description="failures")
+    def failures_link(self, obj: Route) -> str:
+        if not obj.pk:
+            return "-"
+        changelist = reverse("admin:eventhub_delivery_changelist")
+        dead = f"{changelist}?route__id__exact={obj.pk}&status__exact=dead"
+        dashboard = reverse("eventhub:dashboard") + f"?route={obj.pk}&status=problems"
+        return format_html(
+            '<a href="{}">dead deliveries</a> · <a href="{}">on the dashboard</a>', dead, dashboard
+        )
 
 
 @admin.register(Event)
 class EventAdmin(ReadOnlyAdmin):
-    list_display = ["id", "type", "subject", "source", "time"]
+    list_display = ["id", "type", "subject", "source", "time", "deliveries_link"]
     list_filter = ["type"]
     search_fields = ["=id", "subject", "=external_id"]
     date_hierarchy = "time"
@@ -87,10 +109,17 @@ class DeliveryAdmin(ReadOnlyAdmin):
     show_full_result_count = False
     inlines = [AttemptInline]
 
+    readonly_fields = ["event_link", "dashboard_link"]
+
     @admin.display(description="event")
     def event_link(self, obj: Delivery) -> str:
         url = reverse("admin:eventhub_event_change", args=[obj.event_id])
         return format_html('<a href="{}">{} {}</a>', url, obj.event.type, obj.event.subject)
+
+    @admin.display(description="dashboard")
+    def dashboard_link(self, obj: Delivery) -> str:
+        url = reverse("eventhub:event", args=[obj.event_id]) + f"#delivery-{obj.pk}"
+        return format_html('<a href="{}">event page with attempts</a>', url)
 
     @admin.display(description="error")
     def short_error(self, obj: Delivery) -> str:

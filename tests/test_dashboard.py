@@ -344,3 +344,21 @@ def test_replay_an_event_makes_new_deliveries(replayer, two_routes, stub_broker)
     response = replayer.post(f"/eventhub/events/{delivery.event_id}/replay/")
     assert response.status_code == 302
     assert Delivery.objects.filter(event_id=delivery.event_id).count() == 2
+
+
+# --- admin links between objects -----------------------------------------------------------------------
+
+
+def test_admin_links_event_route_and_delivery(client, two_routes):
+    client.force_login(User.objects.create_superuser("root", password="pw"))
+    delivery = make_delivery(two_routes[0], status="dead", subject="order/5", error="x")
+    event_page = client.get(f"/admin/eventhub/event/{delivery.event_id}/change/").content.decode()
+    assert f"/admin/eventhub/delivery/?event__id__exact={delivery.event_id}" in event_page
+    route_page = unescape(client.get(f"/admin/eventhub/route/{two_routes[0].pk}/change/").content.decode())
+    assert f"/admin/eventhub/delivery/?route__id__exact={two_routes[0].pk}&status__exact=dead" in route_page
+    assert f"/eventhub/?route={two_routes[0].pk}&status=problems" in route_page
+    delivery_page = client.get(f"/admin/eventhub/delivery/{delivery.pk}/change/").content.decode()
+    assert f"/admin/eventhub/event/{delivery.event_id}/change/" in delivery_page
+    assert f"/eventhub/events/{delivery.event_id}/#delivery-{delivery.pk}" in delivery_page
+    failures = client.get(f"/admin/eventhub/delivery/?route__id__exact={two_routes[0].pk}&status__exact=dead")
+    assert "order/5" in failures.content.decode()
