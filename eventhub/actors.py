@@ -1,11 +1,11 @@
 """The Dramatiq actor: a thin shell that hands a delivery id to eventhub.delivery.
 
-Bad input never kills a worker. A message whose body is not JSON is dead-lettered
-by Dramatiq's RabbitMQ consumer itself; a message for an actor nobody declared, or
-whose arguments are not one delivery id, is refused by :class:`RejectMalformed`
-(logged, then dead-lettered to the queue's ``.XQ``); an unknown delivery id is
-logged and dropped by ``deliver``; an unregistered handler name makes the delivery
-dead with that error.
+Bad input never kills a worker. A message whose body is not JSON, or that names
+an actor nobody declared, is dead-lettered to the queue's ``.XQ`` by Dramatiq
+itself; a delivery message whose arguments are not one delivery id is refused by
+:class:`RejectMalformed` (logged, then dead-lettered the same way); an unknown
+delivery id is logged and dropped by ``deliver``; an unregistered handler name
+makes the delivery dead with that error.
 """
 
 import logging
@@ -25,12 +25,8 @@ class MalformedMessage(Exception):
     """A message that can never be processed: it is dead-lettered, not retried."""
 
 
-def malformed_reason(actor_name: str, args: object, kwargs: object, *, known_actors: set[str]) -> str:
-    """Why a message can't be processed, or "" when it looks right."""
-    if actor_name not in known_actors:
-        return f"no actor named {actor_name!r} in this worker"
-    if actor_name != DELIVER_ACTOR:
-        return ""
+def malformed_reason(args: object, kwargs: object) -> str:
+    """Why a delivery message's arguments can't be processed, or "" when they look right."""
     if kwargs or not isinstance(args, list | tuple) or len(args) != 1:
         return f"expected one delivery id, got args={args!r:.100} kwargs={kwargs!r:.100}"
     if isinstance(args[0], bool) or not isinstance(args[0], int):
@@ -39,12 +35,12 @@ def malformed_reason(actor_name: str, args: object, kwargs: object, *, known_act
 
 
 class RejectMalformed(Middleware):
-    """Dead-letter messages that could never run, before any actor sees them."""
+    """Dead-letter delivery messages that could never run, before the actor sees them (no retries)."""
 
     def before_process_message(self, broker, message):
-        reason = malformed_reason(
-            message.actor_name, message.args, message.kwargs, known_actors=set(broker.get_declared_actors())
-        )
+        if message.actor_name != DELIVER_ACTOR:
+            return
+        reason = malformed_reason(message.args, message.kwargs)
         if reason:
             logger.error(
                 "Malformed message %s on queue %s dead-lettered: %s",
@@ -58,7 +54,7 @@ class RejectMalformed(Middleware):
 
 def _deliver(*args: object, **kwargs: object) -> None:
     # Checked again here for workers without RejectMalformed (tests' in-process workers).
-    reason = malformed_reason(DELIVER_ACTOR, args, kwargs, known_actors={DELIVER_ACTOR})
+    reason = malformed_reason(args, kwargs)
     if reason:
         raise MalformedMessage(reason)
     deliver(args[0])

@@ -17,6 +17,7 @@ from datetime import datetime
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
+from dramatiq.middleware.time_limit import TimeLimitExceeded
 
 from eventhub.destinations import PermanentError, sender_for
 from eventhub.models import Attempt, Delivery
@@ -123,7 +124,10 @@ def deliver(delivery_id: int, *, worker: str | None = None) -> Outcome | None:
         )
     except PermanentError as exc:
         error, permanent = f"{type(exc).__name__}: {exc}", True
-    except BaseException as exc:  # noqa: BLE001 - a time limit arrives as a BaseException
+    except TimeLimitExceeded:
+        limit = delivery.route.time_limit_ms
+        error = f"TimeLimitExceeded: the attempt ran longer than the route's {limit} ms."
+    except BaseException as exc:  # noqa: BLE001 - a failing handler must never escape unrecorded
         error = f"{type(exc).__name__}: {exc}"
     outcome = record_outcome(
         delivery,

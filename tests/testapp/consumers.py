@@ -16,7 +16,10 @@ def record(envelope: dict) -> None:
 @consumer("testapp.slow")
 def slow(envelope: dict) -> None:
     """Sleep for data.sleep seconds, then record; lets a test kill a worker mid-handler."""
-    time.sleep(float((envelope.get("data") or {}).get("sleep", 1)))
+    # Short sleeps, so that a time limit (raised between bytecodes) interrupts it promptly.
+    deadline = time.monotonic() + float((envelope.get("data") or {}).get("sleep", 1))
+    while time.monotonic() < deadline:
+        time.sleep(0.02)
     Effect.objects.create(event_id=envelope["id"], handler="testapp.slow", pid=os.getpid())
 
 
