@@ -126,8 +126,8 @@ def events_operation() -> dict[str, Any]:
                     "example": EXAMPLE_EVENT,
                 },
                 BATCH: {"schema": {"type": "array", "items": {"$ref": "#/components/schemas/CloudEvent"}}},
-                "application/json": {"schema": {}, "description": "Binary mode: the event's data."},
-                "text/plain": {"schema": {"type": "string"}, "description": "Binary mode: text data."},
+                "application/json": {"schema": {"description": "Binary mode: the event's data."}},
+                "text/plain": {"schema": {"type": "string", "description": "Binary mode: text data."}},
             },
         },
         "responses": {
