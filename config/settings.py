@@ -65,11 +65,14 @@ DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / '
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Worker threads write outcomes while the web thread writes events: wait for the lock
     # instead of failing at once, and give tests a file database that subprocesses can share.
-    DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 30
+    DATABASES["default"].setdefault("OPTIONS", {}).update(timeout=30, transaction_mode="IMMEDIATE")
     _test_db = Path(DATABASES["default"]["NAME"]).with_suffix(".test.sqlite3")
     DATABASES["default"]["TEST"] = {"NAME": str(_test_db)}
 else:
-    DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=0))
+    # Persistent connections: a worker thread keeps its connection between messages instead of
+    # opening one per delivery (a new PostgreSQL backend each time); health checks drop dead ones.
+    DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
+    DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", env.bool("CONN_HEALTH_CHECKS", default=True))
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -253,8 +253,13 @@ def _condition_holds(spec: HookSpec, instance: models.Model) -> bool:
 def _watch_config_changes(model: type[models.Model]) -> None:
     from eventhub.models import EventType, SignalHook
 
-    if model in (SignalHook, EventType):
-        hook_table.invalidate()  # this process sees its own edits at once
+    if model is SignalHook:
+        # This process sees its own edits at once: load now, so that a delete hook is
+        # listening before the next delete (post_delete receivers are per model).
+        hook_table.invalidate()
+        hook_table.refresh()
+    elif model is EventType:
+        hook_table.invalidate()  # a renamed type: reload at the next signal
 
 
 # --- emitting ----------------------------------------------------------------------
