@@ -13,7 +13,8 @@ if "DATABASE_URL" not in env.ENVIRON:
     DATABASES = {
         "default": {
             **env.db_url_config("postgres://postgres@127.0.0.1:5432/eventhub_bench"),
-            "CONN_MAX_AGE": env.int("CONN_MAX_AGE", default=0),
+            "CONN_MAX_AGE": env.int("CONN_MAX_AGE", default=60),
+            "CONN_HEALTH_CHECKS": env.bool("CONN_HEALTH_CHECKS", default=True),
         }
     }
 # The benchmark is about RabbitMQ: it never runs on the embedded broker.
