@@ -64,7 +64,9 @@ ASGI_APPLICATION = "config.asgi.application"
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Worker threads write outcomes while the web thread writes events: wait for the lock
-    # instead of failing at once, and give tests a file database that subprocesses can share.
+    # instead of failing, and take it when a transaction begins (IMMEDIATE), because SQLite
+    # fails at once, without waiting, when two transactions both try to upgrade a read lock.
+    # Tests get a file database that subprocess workers can share.
     DATABASES["default"].setdefault("OPTIONS", {}).update(timeout=30, transaction_mode="IMMEDIATE")
     _test_db = Path(DATABASES["default"]["NAME"]).with_suffix(".test.sqlite3")
     DATABASES["default"]["TEST"] = {"NAME": str(_test_db)}
@@ -101,6 +103,11 @@ EVENTHUB = {
     # The outbox relay: grace period before a pending delivery is sent again, and its pace.
     "RELAY_AFTER_SECONDS": env.float("EVENTHUB_RELAY_AFTER_SECONDS", default=30),
     "RELAY_INTERVAL_SECONDS": env.float("EVENTHUB_RELAY_INTERVAL_SECONDS", default=10),
+    # Consul registration of workers (on when CONSUL_HTTP_ADDR is set): service name, TTL check
+    # (heartbeat every TTL/3), and how long a critical worker stays before Consul removes it.
+    "CONSUL_SERVICE_NAME": env("EVENTHUB_CONSUL_SERVICE_NAME", default="eventhub-consumer"),
+    "CONSUL_CHECK_TTL_SECONDS": env.float("EVENTHUB_CONSUL_CHECK_TTL", default=15),
+    "CONSUL_DEREGISTER_AFTER": env("EVENTHUB_CONSUL_DEREGISTER_AFTER", default="1m"),
 }
 
 LOGGING = {
