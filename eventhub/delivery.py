@@ -20,6 +20,7 @@ from django.utils import timezone
 from dramatiq.middleware.time_limit import TimeLimitExceeded
 
 from eventhub.destinations import PermanentError, sender_for
+from eventhub.durability import relax_current_transaction
 from eventhub.models import Attempt, Delivery
 
 logger = logging.getLogger(__name__)
@@ -58,6 +59,8 @@ def claim(delivery_id: int, *, worker: str) -> Delivery | None:
     """
     now = timezone.now()
     with transaction.atomic():
+        # The claim is made durable by the outcome's commit; it need not wait for the disk itself.
+        relax_current_transaction()
         delivery = (
             Delivery.objects.select_for_update(of=("self",))
             .select_related("route", "event")

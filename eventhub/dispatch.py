@@ -12,10 +12,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import dramatiq
+from django.db import connection
 from django.utils import timezone
 from dramatiq.brokers.rabbitmq import RabbitmqBroker
 
 from eventhub import broker as brokers
+from eventhub import durability
 from eventhub.publisher import ConfirmingPublisher
 
 logger = logging.getLogger(__name__)
@@ -147,16 +149,30 @@ def publisher_for(broker: RabbitmqBroker) -> ConfirmingPublisher:
 
 def mark_queued(delivery_ids: Sequence[int]) -> None:
     """Record that the broker confirmed these deliveries' messages."""
-    from eventhub.models import Delivery
-
     if not delivery_ids:
         return
     try:
-        # Only pending rows: a fast worker may already have started or finished one.
-        Delivery.objects.filter(pk__in=delivery_ids, status=Delivery.Status.PENDING).update(
-            status=Delivery.Status.QUEUED, queued_at=timezone.now()
-        )
+        _update_pending_to_queued(list(delivery_ids))
     except Exception:
         # The messages are out; a delivery left pending is at worst sent again by the
         # relay, and the worker's idempotency check keeps the effect once.
         logger.warning("Could not mark %d deliveries queued.", len(delivery_ids), exc_info=True)
+
+
+def _update_pending_to_queued(delivery_ids: list[int]) -> None:
+    from eventhub.models import Delivery
+
+    if not durability.can_relax():
+        # Only pending rows: a fast worker may already have started or finished one.
+        Delivery.objects.filter(pk__in=delivery_ids, status=Delivery.Status.PENDING).update(
+            status=Delivery.Status.QUEUED, queued_at=timezone.now()
+        )
+        return
+    # Bookkeeping the relay repairs (a lost mark means one more send, which the worker's
+    # idempotent claim absorbs): commit it without waiting for the disk; see eventhub.durability.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            durability.RELAXED_CTE + f"UPDATE {Delivery._meta.db_table} SET status = %s, queued_at = %s"
+            " WHERE id = ANY(%s) AND status = %s" + durability.RELAXED_CONDITION,
+            [Delivery.Status.QUEUED, timezone.now(), delivery_ids, Delivery.Status.PENDING],
+        )
