@@ -18,7 +18,7 @@ run: venv
 	$(BIN)/python manage.py migrate --no-input
 	$(BIN)/python manage.py ensure_admin
 	-$(BIN)/python manage.py eventhub_demo
-	$(BIN)/python manage.py runserver 127.0.0.1:8000
+	DEBUG=$${DEBUG:-true} $(BIN)/python manage.py runserver 127.0.0.1:8000
 
 services:
 	bash scripts/services.sh
