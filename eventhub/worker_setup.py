@@ -34,7 +34,11 @@ def prepare() -> None:
 
 def lifecycle_middleware() -> list:
     """Middleware that runs with the worker's lifecycle (registration, relay)."""
+    from eventhub import registration
     from eventhub.actors import RejectMalformed
 
     # Bad messages are dead-lettered before they reach an actor (the relay runs as a fork process).
-    return [RejectMalformed()]
+    middleware = [RejectMalformed()]
+    if registration.discovery_enabled():  # CONSUL_HTTP_ADDR set: register, heartbeat, deregister
+        middleware.append(registration.ConsulRegistration())
+    return middleware

@@ -10,6 +10,7 @@ import pytest
 
 from eventhub import broker as brokers
 from eventhub import consumers
+from tests.consul_fixtures import consul_agent  # noqa: F401 - the Consul agent fixture, for every module
 
 RABBITMQ_URL = os.environ.get("EVENTHUB_TEST_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
 
