@@ -8,12 +8,11 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from django.db import connection
-from django.db.models import Aggregate, Count, DurationField, ExpressionWrapper, F, Q, QuerySet
-from django.db.models.functions import TruncMinute
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from eventhub.models import Delivery, Event, EventType, Route
+from eventhub import stats
+from eventhub.models import Delivery, DeliveryMinute, Event, EventType, Route
 
 PROBLEM_STATUSES = (Delivery.Status.DEAD, Delivery.Status.RETRYING)
 # Deliveries that have run at least once to an outcome; the success rate is over these.
@@ -139,30 +138,7 @@ def filter_choices() -> dict[str, list]:
     }
 
 
-def per_minute_counts(*, minutes: int = 60, now: datetime | None = None) -> list[dict]:
-    """Deliveries created per minute and status over the last ``minutes`` minutes."""
-    since = (now or timezone.now()) - timedelta(minutes=minutes)
-    rows = (
-        Delivery.objects.filter(created_at__gte=since)
-        .annotate(minute=TruncMinute("created_at"))
-        .values("minute", "status")
-        .annotate(n=Count("pk"))
-        .order_by("minute")
-    )
-    return list(rows)
-
-
 # --- per-route figures ---------------------------------------------------------------------------
-
-
-class Percentile(Aggregate):
-    """PostgreSQL's percentile_cont as an ORM aggregate (it accepts FILTER like any other)."""
-
-    function = "percentile_cont"
-    template = "%(function)s(%(fraction)s) WITHIN GROUP (ORDER BY %(expressions)s)"
-
-    def __init__(self, expression, fraction: float, **extra) -> None:
-        super().__init__(expression, fraction=float(fraction), output_field=DurationField(), **extra)
 
 
 @dataclass
@@ -172,12 +148,19 @@ class WindowFigures:
     deliveries: int = 0
     succeeded: int = 0
     ran: int = 0
-    p50_ms: float | None = None
-    p95_ms: float | None = None
+    latency: dict[str, int] = field(default_factory=dict)
 
     @property
     def success_rate(self) -> float | None:
         return self.succeeded / self.ran if self.ran else None
+
+    @property
+    def p50_ms(self) -> float | None:
+        return stats.percentile(self.latency, 0.5)
+
+    @property
+    def p95_ms(self) -> float | None:
+        return stats.percentile(self.latency, 0.95)
 
 
 @dataclass
@@ -191,75 +174,48 @@ class RouteFigures:
 def route_figures(*, now: datetime | None = None) -> list[RouteFigures]:
     """Per-route deliveries, success rate and emit→handled p50/p95 over 5 minutes, an hour and a day.
 
-    One time-bounded aggregate over the last day (index on created_at); routes
-    without deliveries show zeros.
+    Read from the per-minute rollups (eventhub/stats.py), refreshed first; a window
+    covers whole minutes. Routes without deliveries show zeros.
     """
     now = now or timezone.now()
-    rows = _window_rows(now)
-    if connection.vendor != "postgresql":
-        _add_percentiles_in_python(rows, now)
-    figures = []
-    for route in Route.objects.select_related("event_type").order_by("name"):
-        row = rows.get(route.pk, {})
-        windows = {key: _window_from_row(row, key) for key in FIGURE_WINDOWS}
-        figures.append(RouteFigures(route=route, windows=windows))
-    return figures
-
-
-def _window_rows(now: datetime) -> dict[int, dict]:
-    longest = max(FIGURE_WINDOWS.values())
-    latency = ExpressionWrapper(F("finished_at") - F("event__time"), output_field=DurationField())
-    annotations = {}
-    for key, span in FIGURE_WINDOWS.items():
-        window = Q(created_at__gte=now - span)
-        annotations[f"n_{key}"] = Count("pk", filter=window)
-        annotations[f"ok_{key}"] = Count("pk", filter=window & Q(status=Delivery.Status.SUCCEEDED))
-        annotations[f"ran_{key}"] = Count("pk", filter=window & Q(status__in=RAN_STATUSES))
-        if connection.vendor == "postgresql":
-            handled = window & Q(status=Delivery.Status.SUCCEEDED)
-            annotations[f"p50_{key}"] = Percentile(latency, 0.5, filter=handled)
-            annotations[f"p95_{key}"] = Percentile(latency, 0.95, filter=handled)
-    qs = Delivery.objects.filter(created_at__gte=now - longest).values("route_id").annotate(**annotations)
-    return {row["route_id"]: row for row in qs.order_by()}
-
-
-def _add_percentiles_in_python(rows: dict[int, dict], now: datetime) -> None:
-    # SQLite has no percentile_cont; embedded databases are small, so sort in Python.
-    longest = max(FIGURE_WINDOWS.values())
-    handled = Delivery.objects.filter(
-        created_at__gte=now - longest, status=Delivery.Status.SUCCEEDED, finished_at__isnull=False
-    ).values_list("route_id", "created_at", "finished_at", "event__time")
-    samples: dict[tuple[int, str], list[timedelta]] = {}
-    for route_id, created_at, finished_at, emitted_at in handled.iterator():
+    stats.refresh(now=now)
+    figures = {
+        route.pk: RouteFigures(route=route, windows={key: WindowFigures() for key in FIGURE_WINDOWS})
+        for route in Route.objects.select_related("event_type").order_by("name")
+    }
+    for row in _minute_rows(now, max(FIGURE_WINDOWS.values())):
         for key, span in FIGURE_WINDOWS.items():
-            if created_at >= now - span:
-                samples.setdefault((route_id, key), []).append(finished_at - emitted_at)
-    for (route_id, key), values in samples.items():
-        values.sort()
-        row = rows.setdefault(route_id, {})
-        row[f"p50_{key}"] = _quantile(values, 0.5)
-        row[f"p95_{key}"] = _quantile(values, 0.95)
+            if row.minute >= _minute_floor(now - span) and row.route_id in figures:
+                _add(figures[row.route_id].windows[key], row)
+    return list(figures.values())
 
 
-def _quantile(values: list[timedelta], fraction: float) -> timedelta:
-    # Linear interpolation between closest ranks, as percentile_cont does.
-    position = (len(values) - 1) * fraction
-    low = int(position)
-    high = min(low + 1, len(values) - 1)
-    return values[low] + (values[high] - values[low]) * (position - low)
-
-
-def _window_from_row(row: dict, key: str) -> WindowFigures:
-    def ms(value: timedelta | None) -> float | None:
-        return None if value is None else value.total_seconds() * 1000
-
-    return WindowFigures(
-        deliveries=row.get(f"n_{key}", 0),
-        succeeded=row.get(f"ok_{key}", 0),
-        ran=row.get(f"ran_{key}", 0),
-        p50_ms=ms(row.get(f"p50_{key}")),
-        p95_ms=ms(row.get(f"p95_{key}")),
+def _minute_rows(now: datetime, span: timedelta):
+    return DeliveryMinute.objects.filter(minute__gte=_minute_floor(now - span)).only(
+        "route_id", "minute", "counts", "latency"
     )
+
+
+def _minute_floor(moment: datetime) -> datetime:
+    return moment.replace(second=0, microsecond=0)
+
+
+def _add(window: WindowFigures, row: DeliveryMinute) -> None:
+    window.deliveries += sum(row.counts.values())
+    window.succeeded += row.counts.get(Delivery.Status.SUCCEEDED, 0)
+    window.ran += sum(row.counts.get(status, 0) for status in RAN_STATUSES)
+    stats.merge(window.latency, row.latency)
+
+
+def per_minute_counts(*, minutes: int = 60, now: datetime | None = None) -> list[dict]:
+    """Deliveries created per minute and status over the last ``minutes`` minutes, all routes."""
+    now = now or timezone.now()
+    stats.refresh(now=now)
+    totals: dict[tuple[datetime, str], int] = {}
+    for row in _minute_rows(now, timedelta(minutes=minutes - 1)):
+        for status, n in row.counts.items():
+            totals[row.minute, status] = totals.get((row.minute, status), 0) + n
+    return [{"minute": m, "status": s, "n": n} for (m, s), n in sorted(totals.items())]
 
 
 # --- consumers (from Consul) ---------------------------------------------------------------------
