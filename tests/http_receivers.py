@@ -1,5 +1,6 @@
 """Real HTTP servers on loopback that record what webhooks send them."""
 
+import socket
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -18,6 +19,7 @@ class Receiver:
 
     status: int = 200
     reply: bytes = b"ok"
+    host: str = "127.0.0.1"  # "::1" listens on IPv6 loopback
     requests: list[Received] = field(default_factory=list)
     server: ThreadingHTTPServer | None = None
 
@@ -27,7 +29,8 @@ class Receiver:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
 
     def start(self, port: int = 0) -> "Receiver":
         receiver = self
@@ -44,7 +47,8 @@ class Receiver:
             def log_message(self, *args):
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        server_class = _IPv6Server if ":" in self.host else ThreadingHTTPServer
+        self.server = server_class((self.host, port), Handler)
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         return self
 
@@ -52,3 +56,7 @@ class Receiver:
         if self.server is not None:
             self.server.shutdown()
             self.server.server_close()
+
+
+class _IPv6Server(ThreadingHTTPServer):
+    address_family = socket.AF_INET6

@@ -89,7 +89,8 @@ def _service_endpoints(service: str, path: str, query: str) -> list[Endpoint]:
     now = time.monotonic()
     ordered.sort(key=lambda i: _failed_until.get(i.id, 0.0) > now)  # stable: penalised ones last
     suffix = path + (f"?{query}" if query else "")
-    return [Endpoint(f"{_scheme(i)}://{i.address}:{i.port}{suffix}", i.id) for i in ordered]
+    # base_url brackets IPv6 addresses ("http://[::1]:8080"); pasting the address in would not.
+    return [Endpoint(i.base_url(_scheme(i)) + suffix, i.id) for i in ordered]
 
 
 def _scheme(instance: Any) -> str:
