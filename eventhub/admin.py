@@ -9,6 +9,12 @@ from eventhub import (
     admin_hooks,  # noqa: F401 - registers the signal hook and hook failure admins
     admin_tokens,  # noqa: F401 - registers the API token admin
 )
+from eventhub.admin_replay import (
+    BulkReplayAdmin,
+    ReplayPermission,
+    replay_selected_deliveries,
+    replay_selected_events,
+)
 from eventhub.models import Attempt, Delivery, Event, EventType, Route
 
 
@@ -65,12 +71,13 @@ class RouteAdmin(admin.ModelAdmin):
 
 
 @admin.register(Event)
-class EventAdmin(ReadOnlyAdmin):
+class EventAdmin(ReplayPermission, ReadOnlyAdmin):
     list_display = ["id", "type", "subject", "source", "time", "deliveries_link"]
     list_filter = ["type"]
     search_fields = ["=id", "subject", "=external_id"]
     date_hierarchy = "time"
     show_full_result_count = False
+    actions = [replay_selected_events]
 
     @admin.display(description="deliveries")
     def deliveries_link(self, obj: Event) -> str:
@@ -92,7 +99,7 @@ class AttemptInline(admin.TabularInline):
 
 
 @admin.register(Delivery)
-class DeliveryAdmin(ReadOnlyAdmin):
+class DeliveryAdmin(BulkReplayAdmin, ReadOnlyAdmin):
     list_display = [
         "id",
         "event_link",
@@ -108,6 +115,7 @@ class DeliveryAdmin(ReadOnlyAdmin):
     list_select_related = ["event", "route"]
     show_full_result_count = False
     inlines = [AttemptInline]
+    actions = [replay_selected_deliveries]
 
     readonly_fields = ["event_link", "dashboard_link"]
 

@@ -71,7 +71,7 @@ def claim(delivery_id: int, *, worker: str) -> Delivery | None:
         )
         if delivery is None:
             return None
-        if delivery.status == Delivery.Status.RUNNING and _record_interrupted(delivery, now=now):
+        if delivery.status == Delivery.Status.RUNNING and record_interrupted(delivery, now=now):
             return None
         Delivery.objects.filter(pk=delivery_id).update(
             status=Delivery.Status.RUNNING, attempts=F("attempts") + 1, started_at=now, worker=worker
@@ -85,8 +85,8 @@ def claim(delivery_id: int, *, worker: str) -> Delivery | None:
     return delivery
 
 
-def _record_interrupted(delivery: Delivery, *, now: datetime) -> bool:
-    """Record the interrupted attempt; True when it was the last one and the delivery is now dead."""
+def record_interrupted(delivery: Delivery, *, now: datetime) -> bool:
+    """Record a run that never recorded its outcome; True when it was the last attempt (now dead)."""
     started = delivery.started_at or now
     Attempt.objects.create(
         delivery=delivery,

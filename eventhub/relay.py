@@ -25,6 +25,7 @@ from django.db import close_old_connections, connection, transaction
 from django.utils import timezone
 
 from eventhub.conf import eventhub_settings
+from eventhub.delivery import record_interrupted
 from eventhub.dispatch import Outgoing, send_deliveries
 from eventhub.models import Delivery
 
@@ -61,16 +62,19 @@ def rescue_stale(*, stale_seconds: float | None = None, batch_size: int | None =
                 status=Delivery.Status.RUNNING, started_at__lt=now - timedelta(seconds=stale)
             )
         ).select_related("route")[:size]
-        rows = [
+        limit = timedelta(seconds=stale)
+        overdue = [
             d
             for d in candidates
-            if d.started_at < now - timedelta(seconds=stale, milliseconds=d.route.time_limit_ms)
+            if d.started_at < now - limit - timedelta(milliseconds=d.route.time_limit_ms)
         ]
+        # The lost run counts as an interrupted attempt; when it was the last, the delivery is dead.
+        rows = [d for d in overdue if not record_interrupted(d, now=now)]
         # Pending again, so that the send below marks them queued like any other.
         Delivery.objects.filter(pk__in=[d.pk for d in rows]).update(status=Delivery.Status.PENDING)
         sent = send_deliveries([Outgoing.for_route(d.pk, d.route) for d in rows])
-    if rows:
-        logger.warning("Relay re-sent %d deliveries stuck running past their time limit.", sent)
+    if overdue:
+        logger.warning("Relay found %d deliveries stuck running; re-sent %d.", len(overdue), sent)
     return sent
 
 

@@ -70,10 +70,8 @@ def replay_event(*, event: Event, user) -> list[Delivery]:
     routes that already delivered it successfully: this is how an operator re-sends.
     """
     check_can_replay(user)
-    routes = Route.objects.filter(event_type_id=event.event_type_id, enabled=True).order_by("pk")
-    envelope = event.envelope
     now = timezone.now()
-    pairs = [(Delivery(event=event, route=r, created_at=now), r) for r in routes if match(r.filter, envelope)]
+    pairs = [(Delivery(event=event, route=r, created_at=now), r) for r in matching_routes(event=event)]
     with transaction.atomic():
         record = _record(kind=Replay.Kind.EVENT, user=user, event=event)
         Delivery.objects.bulk_create([d for d, _ in pairs])
@@ -83,6 +81,13 @@ def replay_event(*, event: Event, user) -> list[Delivery]:
         transaction.on_commit(partial(send_deliveries, outgoing))
     logger.info("%s replayed event %s through %d routes.", record.username, event.pk, len(pairs))
     return [d for d, _ in pairs]
+
+
+def matching_routes(*, event: Event) -> list[Route]:
+    """The routes enabled today whose filter matches ``event``: where a replay of it would go."""
+    routes = Route.objects.filter(event_type_id=event.event_type_id, enabled=True).order_by("pk")
+    envelope = event.envelope
+    return [r for r in routes if match(r.filter, envelope)]
 
 
 def matching(

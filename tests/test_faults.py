@@ -191,8 +191,10 @@ def test_c_handler_raising_20_events_retried_with_backoff_20_dead_then_20_replay
         log = list(delivery.attempt_log.order_by("number"))
         assert [a.succeeded for a in log] == [False, False, False]
         gaps += [(log[i + 1].started_at - log[i].finished_at).total_seconds() * 1000 for i in range(2)]
-    # Backoff: at least the minimum, at most the maximum (plus scheduling slack), and jittered.
-    assert min(gaps) >= 190 and max(gaps) <= 800 + 1500, (min(gaps), max(gaps))
+    # Backoff: at least the minimum, jittered, and bounded (the max plus generous scheduling slack:
+    # delayed messages wait in RabbitMQ's delay queue and the worker's, and SQLite serialises writes).
+    assert min(gaps) >= 190 and max(gaps) <= 800 + 5000, (min(gaps), max(gaps))
+    print(f"\n[c: backoff] gaps between attempts: min {min(gaps):.0f} ms, max {max(gaps):.0f} ms")
     assert len({round(g, -1) for g in gaps}) > 5
 
     Switch.objects.filter(name="broken").update(on=False)
