@@ -8,6 +8,7 @@ from django.utils.html import format_html
 from eventhub import (
     admin_hooks,  # noqa: F401 - registers the signal hook and hook failure admins
     admin_tokens,  # noqa: F401 - registers the API token admin
+    liveness,
 )
 from eventhub.admin_replay import (
     BulkReplayAdmin,
@@ -47,13 +48,13 @@ class RouteAdmin(admin.ModelAdmin):
         "max_attempts",
         "failures_link",
     ]
-    readonly_fields = ["failures_link"]
+    readonly_fields = ["failures_link", "live_consumers"]
     list_filter = ["enabled", "destination_kind", "queue", "event_type"]
     search_fields = ["name", "target", "event_type__name"]
     list_select_related = ["event_type"]
     fieldsets = [
         (None, {"fields": ["name", "event_type", "enabled", "filter"]}),
-        ("Destination", {"fields": ["destination_kind", "target", "secret", "queue"]}),
+        ("Destination", {"fields": ["destination_kind", "target", "secret", "queue", "live_consumers"]}),
         ("Retry policy", {"fields": ["max_attempts", "min_backoff_ms", "max_backoff_ms", "time_limit_ms"]}),
         ("Recent failures", {"fields": ["failures_link"]}),
     ]
@@ -67,6 +68,20 @@ class RouteAdmin(admin.ModelAdmin):
         dashboard = reverse("eventhub:dashboard") + f"?route={obj.pk}&status=problems"
         return format_html(
             '<a href="{}">dead deliveries</a> · <a href="{}">on the dashboard</a>', dead, dashboard
+        )
+
+    @admin.display(description="live consumers")
+    def live_consumers(self, obj: Route) -> str:
+        """Whether healthy workers in Consul serve this route, and which handlers they have."""
+        found = liveness.handler_liveness(route=obj)
+        handlers = ", ".join(found.live_handlers) or "none"
+        if found.level == "unknown":
+            return format_html('<span class="liveness-unknown">{}</span>', found.message)
+        return format_html(
+            '<span class="liveness-{}">{}</span><br>Handlers with live consumers: {}',
+            found.level,
+            found.message,
+            handlers,
         )
 
 

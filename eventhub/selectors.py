@@ -247,10 +247,26 @@ def consumer_health() -> ConsumerHealth:
         consumers = discovery.list_consumers(client, eventhub_settings.CONSUL_SERVICE_NAME)
     except discovery.DiscoveryError as exc:
         return ConsumerHealth(enabled=True, error=str(exc))
-    healthy_queues = {q for c in consumers if c.status == "passing" for q in c.queues}
-    routes = Route.objects.filter(enabled=True).order_by("name")
-    uncovered = [r for r in routes if r.queue not in healthy_queues]
+    from eventhub.liveness import LiveConsumers
+
+    uncovered = routes_without_consumers(live=LiveConsumers.from_consumers(consumers))
     return ConsumerHealth(enabled=True, consumers=consumers, uncovered_routes=uncovered)
+
+
+def routes_without_consumers(*, live=None) -> list[Route]:
+    """Enabled routes, by name, whose queue no passing worker in Consul consumes.
+
+    ``live`` is an :class:`eventhub.liveness.LiveConsumers` already fetched; without it
+    the agent is asked. Empty when discovery is off or the agent could not be asked
+    (nothing is known then; :func:`consumer_health` reports which).
+    """
+    from eventhub.liveness import live_consumers
+
+    live = live if live is not None else live_consumers()
+    if not live.known:
+        return []
+    healthy_queues = live.queues
+    return [r for r in Route.objects.filter(enabled=True).order_by("name") if r.queue not in healthy_queues]
 
 
 def recent_hook_failures(limit: int = 20) -> QuerySet:
