@@ -7,6 +7,7 @@ from django.contrib.admin.views.decorators import staff_member_required
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
@@ -28,7 +29,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "filters": filters,
         "choices": selectors.filter_choices(),
         "can_replay": replay.can_replay(request.user),
-        "query": request.GET.urlencode(),
+        "return_to": request.get_full_path(),
         **_part_context(request, filters, LIVE_PARTS),
     }
     return render(request, "eventhub/dashboard.html", context)
@@ -44,7 +45,14 @@ def live(request: HttpRequest) -> JsonResponse:
     """
     filters = selectors.parse_filters(request.GET)
     wanted = [p for p in request.GET.get("parts", "deliveries,problems").split(",") if p in LIVE_PARTS]
-    context = {"filters": filters, "can_replay": replay.can_replay(request.user)}
+    query = request.GET.copy()
+    query.pop("parts", None)
+    context = {
+        "filters": filters,
+        "can_replay": replay.can_replay(request.user),
+        # Replay buttons in these rows return to the dashboard, not to this endpoint.
+        "return_to": reverse("eventhub:dashboard") + (f"?{query.urlencode()}" if query else ""),
+    }
     context.update(_part_context(request, filters, wanted))
     body = {part: render_to_string(f"eventhub/_{part}.html", context, request=request) for part in wanted}
     body["updated_at"] = timezone.now().isoformat()
