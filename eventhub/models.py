@@ -415,7 +415,9 @@ class DeliveryMinute(models.Model):
     refreshed_at = models.DateTimeField()
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["route", "minute"], name="deliveryminute_route_minute")]
+        constraints = [
+            models.UniqueConstraint(fields=["route", "minute"], name="deliveryminute_route_minute"),
+        ]
         indexes = [
             models.Index(fields=["minute"], name="deliveryminute_minute"),
             models.Index(fields=["refreshed_at"], name="deliveryminute_refreshed"),
