@@ -8,9 +8,10 @@ from datetime import datetime
 from functools import partial
 from typing import Any
 
-from django.db import transaction
+from django.db import DEFAULT_DB_ALIAS, transaction
 from django.utils import timezone
 
+from eventhub import sqlbatch
 from eventhub.conf import eventhub_settings
 from eventhub.dispatch import Outgoing, send_deliveries
 from eventhub.errors import EmitError, UnknownEventType
@@ -19,6 +20,8 @@ from eventhub.routing import match
 from eventhub.schemas import validate_data
 
 logger = logging.getLogger(__name__)
+
+MAX_STATEMENT_PARAMS = 30_000
 
 
 @dataclass(frozen=True)
@@ -55,9 +58,10 @@ def emit_many(events: Iterable[EventSpec | Mapping[str, Any]]) -> list[Event]:
     specs = [_as_spec(item) for item in events]
     if not specs:
         return []
-    types = _active_types({spec.type for spec in specs})
+    types, routes = _types_and_routes({spec.type for spec in specs})
     stored = [_build_event(spec, types[spec.type]) for spec in specs]
-    routes = _enabled_routes(types.values())
+    if _emitted_in_one_statement(stored, routes):
+        return stored
     with transaction.atomic():
         Event.objects.bulk_create(stored)
         deliveries = _route(stored, routes)
@@ -65,6 +69,40 @@ def emit_many(events: Iterable[EventSpec | Mapping[str, Any]]) -> list[Event]:
         outgoing = [Outgoing.for_route(d.pk, route) for d, route in deliveries]
         transaction.on_commit(partial(send_deliveries, outgoing))
     return stored
+
+
+def _emitted_in_one_statement(events: list[Event], routes: dict[int, list[Route]]) -> bool:
+    """Outside the caller's transaction, write event and delivery rows in one statement and send.
+
+    That statement commits by itself (no BEGIN/COMMIT round trips), so the messages
+    go out right after it. False, with nothing done, where this does not apply.
+    """
+    if not sqlbatch.supported() or transaction.get_connection().in_atomic_block:
+        return False
+    pairs = _route(events, routes)
+    if not _fits_one_statement(events, pairs):
+        return False
+    _insert_together(events, pairs)
+    send_deliveries([Outgoing.for_route(d.pk, route) for d, route in pairs])
+    return True
+
+
+def _fits_one_statement(events: list[Event], pairs: list[tuple[Delivery, Route]]) -> bool:
+    # PostgreSQL takes at most 65535 parameters per statement; bulk_create batches beyond that.
+    params = len(events) * len(Event._meta.concrete_fields) + len(pairs) * len(Delivery._meta.concrete_fields)
+    return params <= MAX_STATEMENT_PARAMS
+
+
+def _insert_together(events: list[Event], pairs: list[tuple[Delivery, Route]]) -> None:
+    statements = [sqlbatch.insert(Event, events)]
+    if pairs:
+        statements.append(sqlbatch.insert(Delivery, [d for d, _ in pairs], returning_pk=True))
+    rows = sqlbatch.execute_together(statements)
+    for event in events:
+        event._state.adding, event._state.db = False, DEFAULT_DB_ALIAS
+    for (delivery, _), (pk,) in zip(pairs, rows if pairs else [], strict=True):
+        delivery.pk = pk
+        delivery._state.adding, delivery._state.db = False, DEFAULT_DB_ALIAS
 
 
 def _as_spec(item: EventSpec | Mapping[str, Any]) -> EventSpec:
@@ -78,21 +116,28 @@ def _as_spec(item: EventSpec | Mapping[str, Any]) -> EventSpec:
     return EventSpec(**item)
 
 
-def _active_types(names: set[str]) -> dict[str, EventType]:
-    found = {t.name: t for t in EventType.objects.filter(name__in=names)}
+def _types_and_routes(names: set[str]) -> tuple[dict[str, EventType], dict[int, list[Route]]]:
+    """The named event types (all active, or UnknownEventType) and their enabled routes by type id.
+
+    One query when every type has an enabled route (the usual case), two otherwise.
+    """
+    routes = list(
+        Route.objects.filter(event_type__name__in=names, enabled=True)
+        .select_related("event_type")
+        .order_by("pk")
+    )
+    types = {route.event_type.name: route.event_type for route in routes}
+    if names - types.keys():
+        types.update(EventType.objects.filter(name__in=names - types.keys()).in_bulk(field_name="name"))
     for name in sorted(names):
-        if name not in found:
+        if name not in types:
             raise UnknownEventType(f"Unknown event type {name!r}: create it in the admin first.")
-        if not found[name].active:
+        if not types[name].active:
             raise UnknownEventType(f"Event type {name!r} is inactive and accepts no events.")
-    return found
-
-
-def _enabled_routes(types: Iterable[EventType]) -> dict[int, list[Route]]:
     by_type: dict[int, list[Route]] = {}
-    for route in Route.objects.filter(event_type__in=list(types), enabled=True).order_by("pk"):
+    for route in routes:
         by_type.setdefault(route.event_type_id, []).append(route)
-    return by_type
+    return types, by_type
 
 
 def _build_event(spec: EventSpec, event_type: EventType) -> Event:

@@ -116,3 +116,33 @@ def test_unreachable_broker_keeps_the_event_and_leaves_deliveries_pending(queue_
         brokers.setup()
     assert Event.objects.filter(pk=event.pk).exists()
     assert list(Delivery.objects.values_list("status", flat=True)) == ["pending"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_emit_outside_a_transaction_writes_everything_then_sends_confirmed(rabbitmq_broker, queue_name):
+    paid = factories.event_type("order.paid")
+    first = factories.route(paid, "h", queue=queue_name)
+    second = factories.route(paid, "h2", queue=queue_name)
+    silent = factories.event_type("order.viewed")  # no routes: stored, nothing sent
+
+    events = emit_many(
+        [{"type": "order.paid", "data": {"order_id": i}} for i in range(30)] + [{"type": "order.viewed"}]
+    )
+
+    assert queue_depth(queue_name) == 60
+    stored = Event.objects.in_bulk([e.pk for e in events])
+    assert len(stored) == 31 and all(stored[e.pk].created_at for e in events)
+    assert stored[events[-1].pk].event_type == silent
+    rows = Delivery.objects.filter(event__in=events)
+    assert sorted(rows.values_list("route", flat=True)) == sorted([first.pk, second.pk] * 30)
+    assert set(rows.values_list("status", flat=True)) == {"queued"}
+    with pytest.raises(ValueError, match="immutable"):
+        events[0].save()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_inactive_type_is_refused_even_with_enabled_routes(stub_broker):
+    factories.route(factories.event_type("order.paid", active=False), "h")
+    with pytest.raises(UnknownEventType, match="inactive"):
+        emit("order.paid", data={})
+    assert Event.objects.count() == 0

@@ -1,0 +1,61 @@
+"""Several writes in one round trip: PostgreSQL data-modifying CTEs built from Django's own SQL.
+
+``INSERT`` and ``UPDATE`` statements compiled by Django (so field conversion,
+``auto_now_add`` and table names stay Django's) are joined into one statement:
+``WITH w0 AS (<write>), w1 AS (<write>) <last write>``. One statement is one
+implicit transaction, so the writes are all-or-nothing without BEGIN/COMMIT
+round trips. Foreign keys between them are checked at the end of the statement.
+"""
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from django.db import DEFAULT_DB_ALIAS, connections, models
+from django.db.models.sql import InsertQuery, UpdateQuery
+
+Statement = tuple[str, tuple[Any, ...]]
+
+
+def supported(using: str = DEFAULT_DB_ALIAS) -> bool:
+    """Whether the database runs data-modifying CTEs (PostgreSQL)."""
+    return connections[using].vendor == "postgresql"
+
+
+def insert(
+    model: type[models.Model],
+    objs: Sequence[models.Model],
+    *,
+    returning_pk: bool = False,
+    using: str = DEFAULT_DB_ALIAS,
+) -> Statement:
+    """Django's multi-row INSERT of ``objs`` (auto primary keys left to the database)."""
+    fields = [f for f in model._meta.concrete_fields if not (f.primary_key and f.db_returning)]
+    query = InsertQuery(model)
+    query.insert_values(fields, objs)
+    compiler = query.get_compiler(using=using)
+    if returning_pk:
+        compiler.returning_fields = [model._meta.pk]
+    ((sql, params),) = compiler.as_sql()
+    return sql, tuple(params)
+
+
+def update(
+    model: type[models.Model], values: dict[str, Any], *, using: str = DEFAULT_DB_ALIAS, **lookups: Any
+) -> Statement:
+    """Django's UPDATE of ``model`` rows matching ``lookups`` with ``values``."""
+    query = UpdateQuery(model)
+    query.add_update_values(values)
+    query.add_q(models.Q(**lookups))
+    sql, params = query.get_compiler(using=using).as_sql()
+    return sql, tuple(params)
+
+
+def execute_together(statements: Iterable[Statement], *, using: str = DEFAULT_DB_ALIAS) -> list[tuple]:
+    """Run the writes as one statement; returns the rows the last one returns (if any)."""
+    *firsts, (last_sql, last_params) = list(statements)
+    ctes = ", ".join(f"w{i} AS ({sql})" for i, (sql, _) in enumerate(firsts))
+    sql = f"WITH {ctes} {last_sql}" if firsts else last_sql
+    params = tuple(p for _, ps in firsts for p in ps) + last_params
+    with connections[using].cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall() if cursor.description else []
