@@ -21,7 +21,7 @@ from eventhub import discovery, emit, registration, worker_setup
 from eventhub.models import Delivery
 from tests import factories
 from tests.consul_fixtures import eventually
-from tests.process import command_env, manage
+from tests.process import command_env, manage, run_manage
 from tests.test_delivery import wait_for
 
 TTL = 1.5  # seconds; the heartbeat passes the check every TTL/3
@@ -169,10 +169,10 @@ def test_discovery_off_installs_no_registration(monkeypatch):
     assert registration.ConsulRegistration not in kinds
 
 
-def test_a_malformed_consul_address_stops_the_worker_at_start(monkeypatch):
-    monkeypatch.setenv("CONSUL_HTTP_ADDR", "ftp://consul.invalid")
-    with pytest.raises(ValueError, match="unsupported Consul address"):
-        worker_setup.lifecycle_middleware()
+def test_a_malformed_consul_address_stops_the_worker_command_at_start():
+    result = run_manage("eventhub_worker", env=command_env(CONSUL_HTTP_ADDR="ftp://consul.invalid"))
+    assert result.returncode == 1
+    assert "CONSUL_HTTP_ADDR: unsupported Consul address 'ftp://consul.invalid'" in result.stderr
 
 
 def test_the_middleware_registers_a_dramatiq_worker_and_deregisters_it_on_stop(

@@ -5,7 +5,7 @@ import sys
 
 from django.core.management.base import BaseCommand, CommandError
 
-from eventhub import broker
+from eventhub import broker, registration
 from eventhub.worker_setup import QUEUES_ENV
 
 
@@ -42,6 +42,10 @@ class Command(BaseCommand):
             )
         if processes < 1 or threads < 1:
             raise CommandError("--processes and --threads must be at least 1.")
+        try:  # a bad CONSUL_HTTP_ADDR is refused here, not in every worker process
+            registration.discovery_enabled()
+        except ValueError as exc:
+            raise CommandError(f"CONSUL_HTTP_ADDR: {exc}") from exc
         argv = [
             sys.executable,
             "-m",
