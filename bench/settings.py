@@ -14,7 +14,7 @@ if "DATABASE_URL" not in env.ENVIRON:
         "default": {
             **env.db_url_config("postgres://postgres@127.0.0.1:5432/eventhub_bench"),
             "CONN_MAX_AGE": env.int("CONN_MAX_AGE", default=60),
-            "CONN_HEALTH_CHECKS": env.bool("CONN_HEALTH_CHECKS", default=True),
+            "CONN_HEALTH_CHECKS": env.bool("CONN_HEALTH_CHECKS", default=False),
         }
     }
 # The benchmark is about RabbitMQ: it never runs on the embedded broker.

@@ -12,12 +12,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import dramatiq
-from django.db import connection
+from django.db.models import Q
 from django.utils import timezone
 from dramatiq.brokers.rabbitmq import RabbitmqBroker
 
 from eventhub import broker as brokers
-from eventhub import durability
+from eventhub import durability, sqlbatch
 from eventhub.publisher import ConfirmingPublisher
 
 logger = logging.getLogger(__name__)
@@ -170,9 +170,10 @@ def _update_pending_to_queued(delivery_ids: list[int]) -> None:
         return
     # Bookkeeping the relay repairs (a lost mark means one more send, which the worker's
     # idempotent claim absorbs): commit it without waiting for the disk; see eventhub.durability.
-    with connection.cursor() as cursor:
-        cursor.execute(
-            durability.RELAXED_CTE + f"UPDATE {Delivery._meta.db_table} SET status = %s, queued_at = %s"
-            " WHERE id = ANY(%s) AND status = %s" + durability.RELAXED_CONDITION,
-            [Delivery.Status.QUEUED, timezone.now(), delivery_ids, Delivery.Status.PENDING],
+    durability.execute_relaxed_update(
+        sqlbatch.update(
+            Delivery,
+            {"status": Delivery.Status.QUEUED, "queued_at": timezone.now()},
+            Q(pk__in=delivery_ids, status=Delivery.Status.PENDING),
         )
+    )

@@ -14,8 +14,10 @@ The caller's own transactions are never relaxed: an outbox write committed by
 
 from django.db import DEFAULT_DB_ALIAS, connections
 
-# Prefix for a single statement run outside a transaction (autocommit): the setting lasts
-# until that statement's own implicit transaction commits.
+from eventhub.sqlbatch import Statement
+
+# Wrapped around a single UPDATE run outside a transaction (autocommit): set_config(..., true)
+# lasts until that statement's own implicit transaction commits, which is all it should touch.
 RELAXED_CTE = "WITH relaxed AS (SELECT set_config('synchronous_commit', 'off', true) AS ok) "
 RELAXED_CONDITION = " AND EXISTS (SELECT 1 FROM relaxed)"
 
@@ -37,3 +39,13 @@ def relax_current_transaction(using: str = DEFAULT_DB_ALIAS) -> None:
         return
     with connection.cursor() as cursor:
         cursor.execute("SET LOCAL synchronous_commit TO OFF")
+
+
+def execute_relaxed_update(statement: Statement, using: str = DEFAULT_DB_ALIAS) -> int:
+    """Run one ``UPDATE ... WHERE ...`` as its own relaxed transaction (see can_relax); returns the rows."""
+    sql, params = statement
+    if not sql.startswith("UPDATE ") or " WHERE " not in sql or " RETURNING " in sql:
+        raise ValueError("execute_relaxed_update takes one UPDATE ending in its WHERE clause")
+    with connections[using].cursor() as cursor:
+        cursor.execute(RELAXED_CTE + sql + RELAXED_CONDITION, params)
+        return cursor.rowcount

@@ -40,12 +40,12 @@ def insert(
 
 
 def update(
-    model: type[models.Model], values: dict[str, Any], *, using: str = DEFAULT_DB_ALIAS, **lookups: Any
+    model: type[models.Model], values: dict[str, Any], where: models.Q, *, using: str = DEFAULT_DB_ALIAS
 ) -> Statement:
-    """Django's UPDATE of ``model`` rows matching ``lookups`` with ``values``."""
+    """Django's UPDATE of the ``model`` rows matching ``where``, setting ``values`` (expressions allowed)."""
     query = UpdateQuery(model)
     query.add_update_values(values)
-    query.add_q(models.Q(**lookups))
+    query.add_q(where)
     sql, params = query.get_compiler(using=using).as_sql()
     return sql, tuple(params)
 
