@@ -399,15 +399,16 @@ class HookFailure(models.Model):
 
 
 class DeliveryMinute(models.Model):
-    """Pre-aggregated figures of one route's deliveries created in one minute (eventhub/stats.py).
+    """Pre-aggregated figures of one route's deliveries created in one minute or hour (eventhub/stats.py).
 
     Recomputed whenever a delivery of that minute is created or finishes, so the
-    dashboard's per-route figures and chart read a few thousand small rows instead
-    of every delivery of the last day.
+    dashboard's per-route figures and chart read a few hundred small rows instead
+    of every delivery of the last day. Hour rows (span 60) sum the hour's minutes.
     """
 
     route = models.ForeignKey(Route, on_delete=models.CASCADE, related_name="+")
-    minute = models.DateTimeField()
+    minute = models.DateTimeField(help_text="Start of the minute (or hour) covered.")
+    span = models.PositiveSmallIntegerField(default=1, help_text="Minutes covered: 1 or 60.")
     # Deliveries created in the minute, by their status when the row was computed.
     counts = models.JSONField(default=dict)
     # Emit (event.time) to handled (finished_at) of the succeeded ones, as log-bucket counts.
@@ -416,10 +417,10 @@ class DeliveryMinute(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["route", "minute"], name="deliveryminute_route_minute"),
+            models.UniqueConstraint(fields=["route", "span", "minute"], name="deliveryminute_route_minute"),
         ]
         indexes = [
-            models.Index(fields=["minute"], name="deliveryminute_minute"),
+            models.Index(fields=["span", "minute"], name="deliveryminute_minute"),
             models.Index(fields=["refreshed_at"], name="deliveryminute_refreshed"),
         ]
 

@@ -179,32 +179,39 @@ def route_figures(*, now: datetime | None = None) -> list[RouteFigures]:
     """
     now = now or timezone.now()
     stats.refresh(now=now)
+    keys = list(FIGURE_WINDOWS)
     figures = {
-        route.pk: RouteFigures(route=route, windows={key: WindowFigures() for key in FIGURE_WINDOWS})
+        route.pk: RouteFigures(route=route, windows={key: WindowFigures() for key in keys})
         for route in Route.objects.select_related("event_type").order_by("name")
     }
-    for row in _minute_rows(now, max(FIGURE_WINDOWS.values())):
-        for key, span in FIGURE_WINDOWS.items():
-            if row.minute >= _minute_floor(now - span) and row.route_id in figures:
-                _add(figures[row.route_id].windows[key], row)
+    # Short windows from minute rows; the day from hour rows, so it reads 24 rows a route, not 1440.
+    short, day = keys[:-1], keys[-1:]
+    by_minute = stats.window_sums(now=now, windows=[FIGURE_WINDOWS[k] for k in short])
+    by_hour = stats.window_sums(now=now, windows=[FIGURE_WINDOWS[k] for k in day], span=60)
+    for window_keys, sums in ((short, by_minute), (day, by_hour)):
+        for (route_id, kind, name), values in sums.items():
+            if route_id in figures:
+                for key, value in zip(window_keys, values, strict=True):
+                    _add(figures[route_id].windows[key], kind, name, value)
     return list(figures.values())
 
 
+def _add(window: WindowFigures, kind: str, name: str, value: int) -> None:
+    if kind == "latency":
+        if value:
+            window.latency[name] = value
+        return
+    window.deliveries += value
+    if name == Delivery.Status.SUCCEEDED:
+        window.succeeded += value
+    if name in RAN_STATUSES:
+        window.ran += value
+
+
 def _minute_rows(now: datetime, span: timedelta):
-    return DeliveryMinute.objects.filter(minute__gte=_minute_floor(now - span)).only(
-        "route_id", "minute", "counts", "latency"
-    )
-
-
-def _minute_floor(moment: datetime) -> datetime:
-    return moment.replace(second=0, microsecond=0)
-
-
-def _add(window: WindowFigures, row: DeliveryMinute) -> None:
-    window.deliveries += sum(row.counts.values())
-    window.succeeded += row.counts.get(Delivery.Status.SUCCEEDED, 0)
-    window.ran += sum(row.counts.get(status, 0) for status in RAN_STATUSES)
-    stats.merge(window.latency, row.latency)
+    return DeliveryMinute.objects.filter(
+        span=1, minute__gte=(now - span).replace(second=0, microsecond=0)
+    ).values_list("minute", "counts")
 
 
 def per_minute_counts(*, minutes: int = 60, now: datetime | None = None) -> list[dict]:
@@ -212,9 +219,9 @@ def per_minute_counts(*, minutes: int = 60, now: datetime | None = None) -> list
     now = now or timezone.now()
     stats.refresh(now=now)
     totals: dict[tuple[datetime, str], int] = {}
-    for row in _minute_rows(now, timedelta(minutes=minutes - 1)):
-        for status, n in row.counts.items():
-            totals[row.minute, status] = totals.get((row.minute, status), 0) + n
+    for minute, counts in _minute_rows(now, timedelta(minutes=minutes - 1)):
+        for status, n in counts.items():
+            totals[minute, status] = totals.get((minute, status), 0) + n
     return [{"minute": m, "status": s, "n": n} for (m, s), n in sorted(totals.items())]
 
 

@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from functools import reduce
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, Max, Q
 from django.db.models.functions import TruncMinute
 from django.utils import timezone
@@ -60,17 +60,42 @@ def refresh(*, now: datetime | None = None, force: bool = False) -> int:
     rows = compute(minutes, now=now)
     try:
         with transaction.atomic():
-            DeliveryMinute.objects.bulk_create(
-                rows,
-                batch_size=1_000,
-                update_conflicts=True,
-                unique_fields=["route", "minute"],
-                update_fields=["counts", "latency", "refreshed_at"],
-            )
+            _upsert(rows)
+            hours = compute_hours({m.replace(minute=0) for m in minutes}, now=now)
+            _upsert(hours)
             DeliveryMinute.objects.filter(minute__lt=now - KEEP).delete()
     except IntegrityError:
         return 0  # a concurrent refresh wrote the same minutes; its figures are as fresh
     return len(rows)
+
+
+def _upsert(rows: list[DeliveryMinute]) -> None:
+    DeliveryMinute.objects.bulk_create(
+        rows,
+        batch_size=1_000,
+        update_conflicts=True,
+        unique_fields=["route", "span", "minute"],
+        update_fields=["counts", "latency", "refreshed_at"],
+    )
+
+
+def compute_hours(hours: Iterable[datetime], *, now: datetime) -> list[DeliveryMinute]:
+    """Hour rows (span 60): the sums of each hour's minute rows, per route."""
+    rows: dict[tuple[int, datetime], DeliveryMinute] = {}
+    for hour in hours:
+        minutes = DeliveryMinute.objects.filter(
+            span=1, minute__gte=hour, minute__lt=hour + timedelta(hours=1)
+        ).values_list("route_id", "counts", "latency")
+        for route_id, counts, latency in minutes:
+            row = rows.setdefault(
+                (route_id, hour),
+                DeliveryMinute(
+                    route_id=route_id, minute=hour, span=60, counts={}, latency={}, refreshed_at=now
+                ),
+            )
+            merge(row.counts, counts)
+            merge(row.latency, latency)
+    return list(rows.values())
 
 
 def dirty_minutes(*, since: datetime, not_before: datetime) -> list[datetime]:
@@ -159,3 +184,34 @@ def merge(into: dict[str, int], more: dict[str, int]) -> None:
     """Add the counts of ``more`` to ``into``."""
     for key, n in more.items():
         into[key] = into.get(key, 0) + n
+
+
+def window_sums(
+    *, now: datetime, windows: list[timedelta], span: int = 1
+) -> dict[tuple[int, str, str], list[int]]:
+    """Summed counts and latency buckets per route over each window, in one query.
+
+    ``span`` 1 reads minute rows (windows of whole minutes), 60 hour rows (whole
+    hours). Keys are (route_id, "counts" or "latency", status or bucket); values hold
+    one sum per window, in the order given. The JSON is expanded inside the database.
+    """
+    table = connection.ops.quote_name(DeliveryMinute._meta.db_table)
+    expand = "jsonb_each_text" if connection.vendor == "postgresql" else "json_each"
+    starts = [_floor(now - length, span) for length in windows]
+    sums = ", ".join("SUM(CASE WHEN minute >= %s THEN CAST(j.value AS integer) ELSE 0 END)" for _ in starts)
+    parts = [
+        f"SELECT route_id, '{kind}', j.key, {sums} FROM {table}, {expand}({kind}) AS j "
+        f"WHERE span = {int(span)} AND minute >= %s GROUP BY route_id, j.key"
+        for kind in ("counts", "latency")
+    ]
+    params = [connection.ops.adapt_datetimefield_value(t) for t in [*starts, min(starts)] * 2]
+    with connection.cursor() as cursor:
+        cursor.execute(" UNION ALL ".join(parts), params)
+        return {
+            (route_id, kind, key): [int(v or 0) for v in values] for route_id, kind, key, *values in cursor
+        }
+
+
+def _floor(moment: datetime, span: int) -> datetime:
+    moment = moment.replace(second=0, microsecond=0)
+    return moment.replace(minute=0) if span == 60 else moment

@@ -35,7 +35,7 @@ def test_refresh_counts_new_deliveries_and_notices_when_one_finishes():
     waiting = make_delivery(route, status="queued", ago=timedelta(seconds=30))
     assert stats.refresh(force=True) >= 1
     counts = {}
-    for row in DeliveryMinute.objects.filter(route=route):
+    for row in DeliveryMinute.objects.filter(route=route, span=1):
         stats.merge(counts, row.counts)
     assert counts == {"succeeded": 1, "queued": 1}
 
@@ -43,7 +43,7 @@ def test_refresh_counts_new_deliveries_and_notices_when_one_finishes():
     Delivery.objects.filter(pk=waiting.pk).update(status="dead", finished_at=timezone.now(), last_error="x")
     stats.refresh(force=True)
     counts = {}
-    for row in DeliveryMinute.objects.filter(route=route):
+    for row in DeliveryMinute.objects.filter(route=route, span=1):
         stats.merge(counts, row.counts)
     assert counts == {"succeeded": 1, "dead": 1}
     assert done.pk
@@ -56,6 +56,8 @@ def test_refresh_is_skipped_when_another_just_ran():
     make_delivery(route)
     assert stats.refresh() == 0  # within REFRESH_EVERY of the last one
     assert stats.refresh(force=True) == 1
+    hour = DeliveryMinute.objects.get(route=route, span=60)
+    assert hour.counts == {"succeeded": 2} and sum(hour.latency.values()) == 2
 
 
 def test_minutes_older_than_a_day_are_neither_computed_nor_kept():
