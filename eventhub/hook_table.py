@@ -64,7 +64,10 @@ class _Cache:
         self.db: list[HookSpec] = []
         self.version: tuple | None = None
         self.checked = float("-inf")
+        # Read from settings at refresh, not per signal: a settings lookup costs more than the check.
+        self.interval = 0.0
         self.db_ready = False
+        self.loaded = False  # hooks were read from the database at least once
         self.table = HookTable()
 
 
@@ -73,7 +76,7 @@ _cache = _Cache()
 
 def current() -> HookTable:
     """The hook table, refreshed from the database when the refresh interval has passed."""
-    if time.monotonic() - _cache.checked >= eventhub_settings.HOOKS_REFRESH_SECONDS:
+    if time.monotonic() - _cache.checked >= _cache.interval:
         refresh()
     return _cache.table
 
@@ -83,6 +86,7 @@ def refresh(*, force: bool = False) -> HookTable:
     if getattr(_cache.local, "busy", False):
         return _cache.table  # loading hooks instantiates models, which lands here again
     _cache.local.busy = True
+    _cache.interval = eventhub_settings.HOOKS_REFRESH_SECONDS
     _cache.checked = time.monotonic()  # also on failure: don't hammer a database that is down
     try:
         _reload_if_changed(force)
@@ -106,6 +110,7 @@ def _reload_if_changed(force: bool) -> None:
             n=Count("pk"), hooks=Max("updated_at"), types=Max("event_type__updated_at")
         ).values()
     )
+    _cache.loaded = True
     if force or version != _cache.version:
         rows = SignalHook.objects.filter(enabled=True).select_related("content_type", "event_type")
         db_specs = [spec for spec in map(_spec_or_none, rows) if spec is not None]
@@ -131,9 +136,19 @@ def _spec_or_none(hook) -> HookSpec | None:
 
 def _rebuild() -> None:
     _cache.table = build_table([*_cache.code.values(), *_cache.db])
-    from eventhub.hooks import sync_delete_receivers
+    from eventhub.hooks import sync_model_receivers
 
-    sync_delete_receivers(_cache.table.delete.keys())
+    sync_model_receivers(watched=_cache.table.watched.keys(), deleted=_cache.table.delete.keys())
+
+
+def loaded() -> bool:
+    """Whether this process has read the hooks from the database yet."""
+    return _cache.loaded
+
+
+def settings_changed() -> None:
+    """Re-read HOOKS_REFRESH_SECONDS (override_settings in tests)."""
+    _cache.interval = eventhub_settings.HOOKS_REFRESH_SECONDS
 
 
 def invalidate() -> None:
@@ -150,6 +165,7 @@ def reset(*, assume_no_db_hooks: bool = True) -> None:
     """
     with _cache.lock:
         _cache.db, _cache.version = [], None
+        _cache.interval = eventhub_settings.HOOKS_REFRESH_SECONDS
         _cache.checked = time.monotonic() if assume_no_db_hooks else float("-inf")
         _rebuild()
 

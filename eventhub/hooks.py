@@ -362,6 +362,14 @@ def _on_post_init(sender, instance, **kwargs) -> None:
     handle_init(model=sender, instance=instance)
 
 
+def _on_first_post_init(sender, instance, **kwargs) -> None:
+    # Until the first load, every model might be watched: load on the first instance seen,
+    # then leave post_init to the per-model receivers (a global one costs every model).
+    handle_init(model=sender, instance=instance)
+    if hook_table.loaded():
+        signals.post_init.disconnect(dispatch_uid=_FIRST_INIT_UID)
+
+
 def _on_post_save(sender, instance, created, raw=False, **kwargs) -> None:
     if not raw:  # loaddata: fixtures are not events
         handle_save(model=sender, instance=instance, created=created)
@@ -376,11 +384,19 @@ def _on_m2m_changed(sender, instance, action, reverse, pk_set, **kwargs) -> None
         handle_m2m(through=sender, instance=instance, action=action, reverse=reverse, pk_set=pk_set)
 
 
+def _on_setting_changed(setting, **kwargs) -> None:
+    if setting == "EVENTHUB":
+        hook_table.settings_changed()
+
+
 def connect_receivers() -> None:
     """Connect the hook receivers (idempotent, by dispatch_uid)."""
+    from django.core.signals import setting_changed
+
     from eventhub.models import EventType, SignalHook
 
-    signals.post_init.connect(_on_post_init, dispatch_uid="eventhub.hooks.post_init")
+    setting_changed.connect(_on_setting_changed, dispatch_uid="eventhub.hooks.setting_changed")
+    signals.post_init.connect(_on_first_post_init, dispatch_uid=_FIRST_INIT_UID)
     signals.post_save.connect(_on_post_save, dispatch_uid="eventhub.hooks.post_save")
     signals.m2m_changed.connect(_on_m2m_changed, dispatch_uid="eventhub.hooks.m2m_changed")
     for model in (SignalHook, EventType):
@@ -388,23 +404,28 @@ def connect_receivers() -> None:
         signals.post_delete.connect(_on_post_delete, sender=model, dispatch_uid=uid)
 
 
-_delete_senders: set[type] = set()
+_FIRST_INIT_UID = "eventhub.hooks.post_init.first"
+_connected: dict[str, set[type]] = {"post_init": set(), "post_delete": set()}
 
 
-def sync_delete_receivers(models_with_hooks: Iterable[type]) -> None:
-    """Listen to post_delete only for hooked models.
+def sync_model_receivers(*, watched: Iterable[type], deleted: Iterable[type]) -> None:
+    """Listen to post_init and post_delete only for the models that need them.
 
-    A post_delete listener makes Django load every row a cascade deletes instead of
-    deleting them in one query, so a global receiver would slow down every delete.
+    Any post_init receiver costs every model instance; any post_delete listener makes Django
+    load each row a cascade deletes instead of deleting them in one query.
     """
-    wanted = set(models_with_hooks)
-    for model in wanted - _delete_senders:
-        signals.post_delete.connect(_on_post_delete, sender=model, dispatch_uid=_delete_uid(model))
-    for model in _delete_senders - wanted:
-        signals.post_delete.disconnect(sender=model, dispatch_uid=_delete_uid(model))
-    _delete_senders.clear()
-    _delete_senders.update(wanted)
+    _sync(signals.post_init, _on_post_init, "post_init", set(watched))
+    _sync(signals.post_delete, _on_post_delete, "post_delete", set(deleted))
 
 
-def _delete_uid(model: type) -> str:
-    return f"eventhub.hooks.post_delete.hooked.{model._meta.label_lower}"
+def _sync(signal: signals.ModelSignal, receiver: Callable, kind: str, wanted: set[type]) -> None:
+    current = _connected[kind]
+    for model in wanted - current:
+        signal.connect(receiver, sender=model, dispatch_uid=_uid(kind, model))
+    for model in current - wanted:
+        signal.disconnect(sender=model, dispatch_uid=_uid(kind, model))
+    _connected[kind] = wanted
+
+
+def _uid(kind: str, model: type) -> str:
+    return f"eventhub.hooks.{kind}.hooked.{model._meta.label_lower}"

@@ -11,6 +11,7 @@ from eventhub.hookspec import HookSpec
 
 # Where post_init keeps the loaded values of the fields that hooks watch.
 SNAPSHOT_ATTR = "_eventhub_loaded_values"
+_CONTAINERS = (dict, list)
 
 
 class _Encoder(DjangoJSONEncoder):
@@ -64,8 +65,11 @@ def build_subject(spec: HookSpec, instance: models.Model) -> str:
 def snapshot(instance: models.Model, attnames: frozenset[str]) -> None:
     """Remember the current values of ``attnames`` so a later save can tell what changed."""
     loaded = instance.__dict__
+    # Only containers (JSONField values) can change in place; everything else is kept as is.
     instance.__dict__[SNAPSHOT_ATTR] = {
-        name: copy.deepcopy(loaded[name]) for name in attnames if name in loaded
+        name: copy.deepcopy(loaded[name]) if isinstance(loaded[name], _CONTAINERS) else loaded[name]
+        for name in attnames
+        if name in loaded
     }
 
 

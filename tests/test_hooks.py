@@ -7,6 +7,7 @@ import pytest
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connection, transaction
+from django.db.models import signals
 from django.test.utils import CaptureQueriesContext, override_settings
 from django.urls import reverse
 
@@ -428,6 +429,27 @@ def test_a_hook_edited_here_takes_effect_in_a_running_process_without_restart(cu
     assert took < 5.0
 
 
+FIRST_SAVES = """
+from shop.models import Order
+order = Order.objects.get(note="first")
+order.total_cents = 100
+order.save()
+order.status = "paid"
+order.save()
+"""
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_fresh_process_knows_previous_values_from_its_very_first_load(customer):
+    make_hook(factories.event_type("order.paid"), when="changed", watch_fields="status", payload="method")
+    Order.objects.create(customer=customer, note="first")
+
+    done = process.run_manage("shell", "-c", FIRST_SAVES)
+
+    assert done.returncode == 0, done.stderr
+    assert [e.data["status"] for e in events("order.paid")] == ["paid"]
+
+
 # --- query cost ----------------------------------------------------------------------------
 
 
@@ -454,6 +476,9 @@ def test_what_a_save_costs_with_and_without_hooks(customer):
         hook_table.refresh(force=True)
 
         assert queries(touch_customer) == baseline  # a model without hooks: no overhead at all
+        # Receivers that cost per instance or disable fast deletes exist for hooked models only.
+        assert signals.post_init.has_listeners(Order) and not signals.post_init.has_listeners(Customer)
+        assert not signals.post_delete.has_listeners(Customer)
         assert queries(lambda: Order.objects.get(pk=order.pk)) == 1  # loading remembers values for free
         order = Order.objects.get(pk=order.pk)
         order.note = "gift"
