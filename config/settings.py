@@ -110,6 +110,9 @@ EVENTHUB = {
     "CONSUL_SERVICE_NAME": env("EVENTHUB_CONSUL_SERVICE_NAME", default="eventhub-consumer"),
     "CONSUL_CHECK_TTL_SECONDS": env.float("EVENTHUB_CONSUL_CHECK_TTL", default=15),
     "CONSUL_DEREGISTER_AFTER": env("EVENTHUB_CONSUL_DEREGISTER_AFTER", default="1m"),
+    # /metrics: the window of its database figures, and a bearer token a scraper must send (empty: open).
+    "METRICS_WINDOW_SECONDS": env.int("EVENTHUB_METRICS_WINDOW_SECONDS", default=300),
+    "METRICS_TOKEN": env("EVENTHUB_METRICS_TOKEN", default=""),
 }
 
 LOGGING = {

@@ -30,6 +30,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "choices": selectors.filter_choices(),
         "can_replay": replay.can_replay(request.user),
         "return_to": request.get_full_path(),
+        "hook_failures": list(selectors.recent_hook_failures(limit=10)),
         **_part_context(request, filters, LIVE_PARTS),
     }
     return render(request, "eventhub/dashboard.html", context)

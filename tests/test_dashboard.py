@@ -10,7 +10,7 @@ from django.test import Client
 from django.utils import timezone
 
 from eventhub import charts, discovery, selectors
-from eventhub.models import Attempt, Delivery, Event, Replay
+from eventhub.models import Attempt, Delivery, Event, HookFailure, Replay
 from tests import factories
 from tests.consul_fixtures import consul_agent  # noqa: F401 - fixture
 
@@ -363,3 +363,18 @@ def test_admin_links_event_route_and_delivery(client, two_routes):
     assert f"/eventhub/events/{delivery.event_id}/#delivery-{delivery.pk}" in delivery_page
     failures = client.get(f"/admin/eventhub/delivery/?route__id__exact={two_routes[0].pk}&status__exact=dead")
     assert "order/5" in failures.content.decode()
+
+
+def test_signal_hooks_that_could_not_emit_are_listed(staff):
+    HookFailure.objects.create(
+        hook_name="order-paid-hook",
+        event_type="order.paid",
+        model="shop.order",
+        object_pk="7",
+        error="data.amount: 'x' is not of type 'integer'",
+    )
+    html = unescape(staff.get("/eventhub/").content.decode())
+    section = html[html.index('id="hook-failures"') :]
+    assert (
+        "order-paid-hook" in section and "shop.order 7" in section and "is not of type 'integer'" in section
+    )
