@@ -12,6 +12,7 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from eventhub import stats
+from eventhub.liveness import LiveConsumers, live_consumers
 from eventhub.models import Delivery, DeliveryMinute, Event, EventType, Route
 
 PROBLEM_STATUSES = (Delivery.Status.DEAD, Delivery.Status.RETRYING)
@@ -254,21 +255,17 @@ def consumer_health() -> ConsumerHealth:
         consumers = discovery.list_consumers(client, eventhub_settings.CONSUL_SERVICE_NAME)
     except discovery.DiscoveryError as exc:
         return ConsumerHealth(enabled=True, error=str(exc))
-    from eventhub.liveness import LiveConsumers
-
     uncovered = routes_without_consumers(live=LiveConsumers.from_consumers(consumers))
     return ConsumerHealth(enabled=True, consumers=consumers, uncovered_routes=uncovered)
 
 
-def routes_without_consumers(*, live=None) -> list[Route]:
+def routes_without_consumers(*, live: LiveConsumers | None = None) -> list[Route]:
     """Enabled routes, by name, whose queue no passing worker in Consul consumes.
 
-    ``live`` is an :class:`eventhub.liveness.LiveConsumers` already fetched; without it
-    the agent is asked. Empty when discovery is off or the agent could not be asked
-    (nothing is known then; :func:`consumer_health` reports which).
+    ``live`` is what the agent already answered; without it the agent is asked. Empty
+    when discovery is off or the agent could not be asked (nothing is known then;
+    :func:`consumer_health` reports which).
     """
-    from eventhub.liveness import live_consumers
-
     live = live if live is not None else live_consumers()
     if not live.known:
         return []
