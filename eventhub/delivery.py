@@ -20,6 +20,7 @@ from django.utils import timezone
 from dramatiq.middleware.time_limit import TimeLimitExceeded
 
 from eventhub import durability, sqlbatch
+from eventhub.claiming import claim_unstarted
 from eventhub.destinations import PermanentError, sender_for
 from eventhub.durability import relax_current_transaction
 from eventhub.models import Attempt, Delivery
@@ -59,8 +60,10 @@ def claim(delivery_id: int, *, worker: str) -> Delivery | None:
     that kills its worker can't loop forever.
     """
     now = timezone.now()
-    if _claim_unstarted(delivery_id, worker=worker, now=now):
-        return Delivery.objects.select_related("route", "event").get(pk=delivery_id)
+    if durability.can_relax():  # the usual case in one round trip; see eventhub.claiming
+        delivery = claim_unstarted(delivery_id, worker=worker, now=now)
+        if delivery is not None:
+            return delivery
     with transaction.atomic():
         # The claim is made durable by the outcome's commit; it need not wait for the disk itself.
         relax_current_transaction()
@@ -86,23 +89,6 @@ def claim(delivery_id: int, *, worker: str) -> Delivery | None:
         worker,
     )
     return delivery
-
-
-def _claim_unstarted(delivery_id: int, *, worker: str, now: datetime) -> bool:
-    """The common case in one relaxed statement (PostgreSQL, outside a transaction): claim a
-    delivery that is not running, succeeded or dead. False leaves every case to ``claim``."""
-    if not durability.can_relax():
-        return False
-    claimable = Q(pk=delivery_id) & ~Q(
-        status__in=(Delivery.Status.RUNNING, Delivery.Status.SUCCEEDED, Delivery.Status.DEAD)
-    )
-    changes = {
-        "status": Delivery.Status.RUNNING,
-        "attempts": F("attempts") + 1,
-        "started_at": now,
-        "worker": worker,
-    }
-    return durability.execute_relaxed_update(sqlbatch.update(Delivery, changes, claimable)) == 1
 
 
 def record_interrupted(delivery: Delivery, *, now: datetime) -> bool:

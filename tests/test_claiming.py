@@ -1,0 +1,60 @@
+"""The one-statement claim: what it loads, and which deliveries it leaves to the full claim."""
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from eventhub.claiming import claim_unstarted
+from eventhub.models import Delivery, Event
+from tests import factories
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's data-modifying CTEs"),
+]
+
+
+def delivery_with(status: str) -> Delivery:
+    paid = factories.event_type("order.paid")
+    route = factories.route(paid, "billing.invoice", filter={"data": {"amount": [{"numeric": [">", 1]}]}})
+    event = Event.objects.create(
+        event_type=paid,
+        type=paid.name,
+        source="/shop",
+        time=timezone.now(),
+        data={"order_id": 7, "tags": ["a"]},
+    )
+    return Delivery.objects.create(event=event, route=route, status=status, created_at=timezone.now())
+
+
+@pytest.mark.parametrize("status", ["pending", "queued", "retrying"])
+def test_an_unstarted_delivery_is_claimed_and_loaded_with_its_event_and_route(status):
+    stored = delivery_with(status)
+    now = timezone.now()
+
+    claimed = claim_unstarted(stored.pk, worker="host:1/t", now=now)
+
+    assert (claimed.pk, claimed.status, claimed.attempts, claimed.worker) == (
+        stored.pk,
+        "running",
+        1,
+        "host:1/t",
+    )
+    assert claimed.started_at == now
+    assert claimed.event.data == {"order_id": 7, "tags": ["a"]}
+    assert claimed.event.envelope == Event.objects.get(pk=stored.event_id).envelope
+    assert claimed.route.filter == {"data": {"amount": [{"numeric": [">", 1]}]}}
+    assert (
+        claimed.route.target == "billing.invoice" and claimed.route.max_attempts == stored.route.max_attempts
+    )
+    row = Delivery.objects.get(pk=stored.pk)
+    assert (row.status, row.attempts, row.worker) == ("running", 1, "host:1/t")
+
+
+@pytest.mark.parametrize("status", ["running", "succeeded", "dead"])
+def test_running_finished_and_unknown_deliveries_are_left_alone(status):
+    stored = delivery_with(status)
+    assert claim_unstarted(stored.pk, worker="w", now=timezone.now()) is None
+    assert claim_unstarted(stored.pk + 1000, worker="w", now=timezone.now()) is None
+    row = Delivery.objects.get(pk=stored.pk)
+    assert (row.status, row.attempts, row.worker) == (status, 0, "")
