@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import F
 from django.utils import timezone
 from dramatiq.middleware.time_limit import TimeLimitExceeded
 
@@ -185,7 +185,7 @@ def record_outcome(
     changes = {"status": status, "finished_at": finished, "duration_ms": duration_ms, "last_error": error}
     if sqlbatch.supported():  # both writes in one statement: one round trip, one commit
         sqlbatch.execute_together(
-            [sqlbatch.insert(Attempt, [attempt]), sqlbatch.update(Delivery, changes, Q(pk=delivery.pk))]
+            [sqlbatch.insert(Attempt, [attempt]), sqlbatch.update_by_pk(Delivery, delivery.pk, changes)]
         )
     else:
         with transaction.atomic():

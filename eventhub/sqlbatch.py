@@ -7,6 +7,7 @@ implicit transaction, so the writes are all-or-nothing without BEGIN/COMMIT
 round trips. Foreign keys between them are checked at the end of the statement.
 """
 
+import functools
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -48,6 +49,22 @@ def update(
     query.add_q(where)
     sql, params = query.get_compiler(using=using).as_sql()
     return sql, tuple(params)
+
+
+def update_by_pk(
+    model: type[models.Model], pk: Any, values: dict[str, Any], *, using: str = DEFAULT_DB_ALIAS
+) -> Statement:
+    """UPDATE one row by primary key with plain values; the SQL is built once per model and fields."""
+    connection = connections[using]
+    fields = [model._meta.get_field(name) for name in values]
+    params = tuple(f.get_db_prep_save(values[f.name], connection) for f in fields)
+    return _update_by_pk_sql(model, tuple(values), connection.ops.quote_name), (*params, pk)
+
+
+@functools.cache
+def _update_by_pk_sql(model: type[models.Model], names: tuple[str, ...], qn: Any) -> str:
+    columns = ", ".join(f"{qn(model._meta.get_field(name).column)} = %s" for name in names)
+    return f"UPDATE {qn(model._meta.db_table)} SET {columns} WHERE {qn(model._meta.pk.column)} = %s"
 
 
 def execute_together(statements: Iterable[Statement], *, using: str = DEFAULT_DB_ALIAS) -> list[tuple]:
