@@ -486,7 +486,6 @@ def test_what_a_save_costs_with_and_without_hooks(customer):
         emit_cost = queries(lambda: emit("order.paid", {"order_id": 0, "status": "paid"}))
         order.status = "paid"
         assert queries(order.save) == 1 + emit_cost  # the UPDATE plus emit()'s own writes
-        assert emit_cost == 5  # type and routes lookup, savepoint, event insert, release
 
     with override_settings(EVENTHUB={"HOOKS_REFRESH_SECONDS": 0}):
         assert queries(touch_customer) == baseline + 1  # the version check, once per interval
