@@ -12,7 +12,6 @@ from django.utils import timezone
 from eventhub import charts, discovery, selectors
 from eventhub.models import Attempt, Delivery, Event, HookFailure, Replay
 from tests import factories
-from tests.consul_fixtures import consul_agent  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.django_db
 
@@ -259,7 +258,7 @@ def test_discovery_off_is_said_plainly(staff, monkeypatch):
 
 def test_consumers_with_health_and_routes_without_a_healthy_consumer(
     staff,
-    consul_agent,  # noqa: F811 - fixture
+    consul_agent,
     monkeypatch,
     settings,
 ):
