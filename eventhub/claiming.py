@@ -13,6 +13,7 @@ from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, connection, models
 
+from eventhub import sqlbatch
 from eventhub.durability import RELAXED_CONDITION, RELAXED_CTE
 from eventhub.models import Delivery, Event, Route
 
@@ -25,11 +26,11 @@ def claim_unstarted(delivery_id: int, *, worker: str, now: datetime) -> Delivery
     Runs as its own relaxed transaction (see eventhub.durability): call it only where
     ``durability.can_relax()`` holds.
     """
-    with connection.cursor() as cursor:
-        cursor.execute(_claim_sql(), [Delivery.Status.RUNNING, now, worker, delivery_id, *UNCLAIMABLE])
-        row = cursor.fetchone()
-    if row is None:
+    params = [Delivery.Status.RUNNING, now, worker, delivery_id, *UNCLAIMABLE]
+    rows, _ = sqlbatch.execute(_claim_sql(), params, prepare=True)
+    if not rows:
         return None
+    row = rows[0]
     delivery, row = _instance(Delivery, row)
     event, row = _instance(Event, row)
     route, _ = _instance(Route, row)

@@ -6,18 +6,19 @@ between commit and send) is picked up by the outbox relay, which calls
 ``send_deliveries`` again: a message is re-sent only when its send was never confirmed.
 """
 
+import functools
 import logging
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import dramatiq
-from django.db.models import Q
+from django.db import connection
 from django.utils import timezone
 from dramatiq.brokers.rabbitmq import RabbitmqBroker
 
 from eventhub import broker as brokers
-from eventhub import durability, sqlbatch
+from eventhub import durability
 from eventhub.publisher import ConfirmingPublisher
 
 logger = logging.getLogger(__name__)
@@ -170,10 +171,17 @@ def _update_pending_to_queued(delivery_ids: list[int]) -> None:
         return
     # Bookkeeping the relay repairs (a lost mark means one more send, which the worker's
     # idempotent claim absorbs): commit it without waiting for the disk; see eventhub.durability.
-    durability.execute_relaxed_update(
-        sqlbatch.update(
-            Delivery,
-            {"status": Delivery.Status.QUEUED, "queued_at": timezone.now()},
-            Q(pk__in=delivery_ids, status=Delivery.Status.PENDING),
-        )
+    params = (Delivery.Status.QUEUED, timezone.now(), delivery_ids, Delivery.Status.PENDING)
+    durability.execute_relaxed_update((_mark_queued_sql(), params), prepare=True)
+
+
+@functools.cache
+def _mark_queued_sql() -> str:
+    from eventhub.models import Delivery
+
+    qn, meta = connection.ops.quote_name, Delivery._meta
+    status, queued_at = qn(meta.get_field("status").column), qn(meta.get_field("queued_at").column)
+    return (
+        f"UPDATE {qn(meta.db_table)} SET {status} = %s, {queued_at} = %s "
+        f"WHERE {qn(meta.pk.column)} = ANY(%s) AND {status} = %s"
     )

@@ -41,11 +41,13 @@ def relax_current_transaction(using: str = DEFAULT_DB_ALIAS) -> None:
         cursor.execute("SET LOCAL synchronous_commit TO OFF")
 
 
-def execute_relaxed_update(statement: Statement, using: str = DEFAULT_DB_ALIAS) -> int:
+def execute_relaxed_update(
+    statement: Statement, *, prepare: bool = False, using: str = DEFAULT_DB_ALIAS
+) -> int:
     """Run one ``UPDATE ... WHERE ...`` as its own relaxed transaction (see can_relax); returns the rows."""
+    from eventhub import sqlbatch
+
     sql, params = statement
     if not sql.startswith("UPDATE ") or " WHERE " not in sql or " RETURNING " in sql:
         raise ValueError("execute_relaxed_update takes one UPDATE ending in its WHERE clause")
-    with connections[using].cursor() as cursor:
-        cursor.execute(RELAXED_CTE + sql + RELAXED_CONDITION, params)
-        return cursor.rowcount
+    return sqlbatch.execute(RELAXED_CTE + sql + RELAXED_CONDITION, params, prepare=prepare, using=using)[1]

@@ -97,7 +97,8 @@ def _insert_together(events: list[Event], pairs: list[tuple[Delivery, Route]]) -
     statements = [sqlbatch.insert(Event, events)]
     if pairs:
         statements.append(sqlbatch.insert(Delivery, [d for d, _ in pairs], returning_pk=True))
-    rows = sqlbatch.execute_together(statements)
+    # A single event's statement has the same SQL every time: worth preparing once per connection.
+    rows = sqlbatch.execute_together(statements, prepare=len(events) == 1)
     for event in events:
         event._state.adding, event._state.db = False, DEFAULT_DB_ALIAS
     for (delivery, _), (pk,) in zip(pairs, rows if pairs else [], strict=True):

@@ -11,10 +11,12 @@ import functools
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+import psycopg
 from django.db import DEFAULT_DB_ALIAS, connections, models
 from django.db.models.sql import InsertQuery, UpdateQuery
 
 Statement = tuple[str, tuple[Any, ...]]
+NEVER_BY_COUNT = 2**31 - 1
 
 
 def supported(using: str = DEFAULT_DB_ALIAS) -> bool:
@@ -67,12 +69,37 @@ def _update_by_pk_sql(model: type[models.Model], names: tuple[str, ...], qn: Any
     return f"UPDATE {qn(model._meta.db_table)} SET {columns} WHERE {qn(model._meta.pk.column)} = %s"
 
 
-def execute_together(statements: Iterable[Statement], *, using: str = DEFAULT_DB_ALIAS) -> list[tuple]:
+def execute_together(
+    statements: Iterable[Statement], *, prepare: bool = False, using: str = DEFAULT_DB_ALIAS
+) -> list[tuple]:
     """Run the writes as one statement; returns the rows the last one returns (if any)."""
     *firsts, (last_sql, last_params) = list(statements)
     ctes = ", ".join(f"w{i} AS ({sql})" for i, (sql, _) in enumerate(firsts))
     sql = f"WITH {ctes} {last_sql}" if firsts else last_sql
     params = tuple(p for _, ps in firsts for p in ps) + last_params
-    with connections[using].cursor() as cursor:
-        cursor.execute(sql, params)
-        return cursor.fetchall() if cursor.description else []
+    return execute(sql, params, prepare=prepare, using=using)[0]
+
+
+def execute(
+    sql: str, params: Sequence[Any], *, prepare: bool = False, using: str = DEFAULT_DB_ALIAS
+) -> tuple[list[tuple], int]:
+    """Run one statement; returns its rows and row count.
+
+    With ``prepare`` (for the hot paths' fixed statements) PostgreSQL parses and plans
+    it once per connection: it is bound and run server-side as a prepared statement,
+    which Django's own cursors don't do. Database errors are Django's, as usual.
+    """
+    connection = connections[using]
+    if not prepare or connection.vendor != "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return (cursor.fetchall() if cursor.description else []), cursor.rowcount
+    with connection.cursor() as wrapper:  # Django's checks: connected, right thread, usable
+        raw = wrapper.cursor.connection
+        if raw.prepare_threshold is None:
+            # Django turns preparing off (for poolers); explicit prepare=True needs it on. A threshold
+            # no query reaches keeps Django's own, client-side bound queries unprepared.
+            raw.prepare_threshold = NEVER_BY_COUNT
+        with connection.wrap_database_errors, psycopg.Cursor(raw) as cursor:
+            cursor.execute(sql, params, prepare=True)
+            return (cursor.fetchall() if cursor.description else []), cursor.rowcount
