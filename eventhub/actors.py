@@ -15,7 +15,7 @@ from dramatiq.middleware import Middleware, SkipMessage
 
 from eventhub import broker
 from eventhub.conf import eventhub_settings
-from eventhub.delivery import deliver
+from eventhub.delivery import DeliveryFailed, deliver
 from eventhub.dispatch import DELIVER_ACTOR
 
 logger = logging.getLogger(__name__)
@@ -52,6 +52,23 @@ class RejectMalformed(Middleware):
             raise SkipMessage(reason)
 
 
+# Hours of retries (the route's backoff, capped) before a message that keeps failing for
+# reasons outside the delivery (database or broker down) is dead-lettered.
+INFRASTRUCTURE_RETRIES = 50
+
+
+def should_retry(retries: int, exception: BaseException) -> bool:
+    """Dramatiq's retry decision for delivery messages.
+
+    A DeliveryFailed means the database recorded a failed attempt and decided that
+    attempts are left: always retry; the database, not Dramatiq's counter, ends the
+    delivery (a dead delivery returns without raising). Any other exception means no
+    outcome was recorded (the database was unreachable, say): retry for a long while,
+    so that an outage never uses up the route's attempts or strands a delivery.
+    """
+    return isinstance(exception, DeliveryFailed) or retries < INFRASTRUCTURE_RETRIES
+
+
 def _deliver(*args: object, **kwargs: object) -> None:
     # Checked again here for workers without RejectMalformed (tests' in-process workers).
     reason = malformed_reason(args, kwargs)
@@ -66,6 +83,7 @@ deliver_actor = broker.register_actor(
         actor_name=DELIVER_ACTOR,
         queue_name=eventhub_settings.DEFAULT_QUEUE,
         throws=(MalformedMessage,),
+        retry_when=should_retry,
         broker=broker.get_broker(),
     )
 )
