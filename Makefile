@@ -32,10 +32,10 @@ lint: venv
 	DJANGO_SETTINGS_MODULE=tests.settings $(BIN)/python manage.py makemigrations --check --dry-run
 
 test-postgres:
-	DATABASE_URL=$(PG_URL) $(BIN)/python -m pytest $(PYTEST_ARGS)
+	EVENTHUB_REQUIRE_BROWSER=1 DATABASE_URL=$(PG_URL) $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test-sqlite:
-	DATABASE_URL=sqlite:///$(CURDIR)/.ci-test.sqlite3 $(BIN)/python -m pytest $(PYTEST_ARGS)
+	EVENTHUB_REQUIRE_BROWSER=1 DATABASE_URL=sqlite:///$(CURDIR)/.ci-test.sqlite3 $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 ## test: set up everything the tests need, then run the suite on PostgreSQL and on SQLite
 test: test-setup lint
