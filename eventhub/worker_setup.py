@@ -8,6 +8,7 @@ from eventhub import broker
 logger = logging.getLogger(__name__)
 
 QUEUES_ENV = "EVENTHUB_WORKER_QUEUES"
+PROMETHEUS_ENV = "EVENTHUB_WORKER_PROMETHEUS"
 
 
 def queues_to_consume() -> list[str]:
@@ -41,4 +42,10 @@ def lifecycle_middleware() -> list:
     middleware = [RejectMalformed()]
     if registration.discovery_enabled():  # CONSUL_HTTP_ADDR set: register, heartbeat, deregister
         middleware.append(registration.ConsulRegistration())
+    if os.environ.get(PROMETHEUS_ENV):
+        # Dramatiq's own metrics: per-process files in $dramatiq_prom_db, served by its exposition
+        # server ($dramatiq_prom_port, 9191) and by the web process's /metrics on the same host.
+        from dramatiq.middleware.prometheus import Prometheus
+
+        middleware.append(Prometheus())
     return middleware

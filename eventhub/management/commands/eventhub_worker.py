@@ -6,7 +6,7 @@ import sys
 from django.core.management.base import BaseCommand, CommandError
 
 from eventhub import broker, registration
-from eventhub.worker_setup import QUEUES_ENV
+from eventhub.worker_setup import PROMETHEUS_ENV, QUEUES_ENV
 
 
 class Command(BaseCommand):
@@ -34,6 +34,13 @@ class Command(BaseCommand):
             help="Don't run the outbox relay beside the workers (run manage.py eventhub_relay elsewhere).",
         )
 
+        parser.add_argument(
+            "--prometheus",
+            action="store_true",
+            help="Add Dramatiq's Prometheus middleware: metrics files in $dramatiq_prom_db, an exposition "
+            "server on $dramatiq_prom_port (9191), and the same figures in the web process's /metrics.",
+        )
+
     def handle(self, *args, queues, processes, threads, shutdown_timeout, no_relay=False, **options):
         if broker.is_embedded():
             raise CommandError(
@@ -58,6 +65,8 @@ class Command(BaseCommand):
             "--worker-shutdown-timeout",
             str(shutdown_timeout),
         ] + fork_functions(relay=not no_relay)
+        if options.get("prometheus"):
+            os.environ[PROMETHEUS_ENV] = "1"
         if queues:
             os.environ[QUEUES_ENV] = ",".join(queues)
             argv += ["--queues", *queues]
