@@ -15,7 +15,6 @@ from tests.consul_fixtures import consul_agent  # noqa: F401 - the Consul agent 
 RABBITMQ_URL = os.environ.get("EVENTHUB_TEST_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
 
 
-
 @pytest.fixture(autouse=True)
 def _no_stale_signal_hooks() -> Iterator[None]:
     """Each test starts on an empty database: drop hooks an earlier test loaded, with no query."""

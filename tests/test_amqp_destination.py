@@ -13,18 +13,9 @@ from eventhub.destinations import DestinationError, PermanentError, amqp
 from eventhub.models import Delivery, Route
 from tests import factories
 from tests.conftest import RABBITMQ_URL
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def wait_for(predicate, timeout: float = 15.0, interval: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() > deadline:
-            assert value, f"condition not met within {timeout}s"
-            return value
-        time.sleep(interval)
 
 
 class PlainConsumer:

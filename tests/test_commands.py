@@ -9,8 +9,8 @@ import pytest
 from eventhub.models import Delivery, Event
 from tests import factories
 from tests.process import command_env, manage, run_manage
-from tests.test_delivery import wait_for
 from tests.testapp.models import Effect
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -9,19 +9,9 @@ from eventhub import emit
 from eventhub.dispatch import Outgoing, message_for
 from eventhub.models import Attempt, Delivery
 from tests import factories
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def wait_for(predicate, timeout: float = 15.0, interval: float = 0.05):
-    """Poll until ``predicate()`` is truthy; fail the test with what it last returned."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() > deadline:
-            assert value, f"condition not met within {timeout}s"
-            return value
-        time.sleep(interval)
 
 
 def test_emitted_event_reaches_the_handler_through_rabbitmq(rabbitmq_broker, queue_name, run_worker, handler):

@@ -30,19 +30,9 @@ from tests.conftest import RABBITMQ_URL
 from tests.process import command_env, manage
 from tests.tcp_proxy import TcpProxy
 from tests.testapp.models import Effect, Switch
+from tests.waiting import wait_for
 
 pytestmark = [pytest.mark.faults, pytest.mark.rabbitmq, pytest.mark.django_db(transaction=True)]
-
-
-def wait_for(predicate, timeout: float = 30.0, interval: float = 0.1, what: str = "condition"):
-    """Poll until ``predicate()`` is truthy; fail with what it last returned."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() > deadline:
-            assert value, f"{what} not met within {timeout}s"
-            return value
-        time.sleep(interval)
 
 
 def status_counts(events: list[Event]) -> Counter:

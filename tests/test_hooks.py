@@ -16,6 +16,7 @@ from eventhub.errors import InvalidEventData
 from eventhub.models import Delivery, Event, HookFailure, SignalHook
 from shop.models import Customer, Order, Product
 from tests import factories, process
+from tests.waiting import wait_for
 
 ORDER_SCHEMA = {
     "type": "object",
@@ -386,14 +387,6 @@ while time.monotonic() < deadline:
     customer.save()
     time.sleep(0.05)
 """
-
-
-def wait_for(predicate, timeout: float = 15.0):
-    deadline = time.monotonic() + timeout
-    while not (value := predicate()):
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.05)
-    return value
 
 
 @pytest.mark.django_db(transaction=True)

@@ -22,7 +22,7 @@ from eventhub.models import Delivery
 from tests import factories
 from tests.consul_fixtures import eventually
 from tests.process import command_env, manage, run_manage
-from tests.test_delivery import wait_for
+from tests.waiting import wait_for
 
 TTL = 1.5  # seconds; the heartbeat passes the check every TTL/3
 BOOT_TIMEOUT = 30.0  # a worker process sets Django up and connects to RabbitMQ first

@@ -10,7 +10,7 @@ from eventhub.models import Delivery
 from eventhub.signing import SignatureError, verify
 from tests import factories
 from tests.http_receivers import Receiver
-from tests.test_delivery import wait_for
+from tests.waiting import wait_for
 
 
 @pytest.fixture

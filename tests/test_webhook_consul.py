@@ -19,7 +19,7 @@ from eventhub.models import Delivery
 from eventhub.signing import verify
 from tests import factories
 from tests.http_receivers import Receiver
-from tests.test_delivery import wait_for
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.django_db
 

@@ -12,7 +12,7 @@ from eventhub import emit
 from eventhub.models import Delivery
 from tests import factories
 from tests.process import command_env, manage
-from tests.test_delivery import wait_for
+from tests.waiting import wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.rabbitmq]
 
