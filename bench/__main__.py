@@ -9,7 +9,7 @@ import time
 import uuid
 from pathlib import Path
 
-FULL = {"n": 40_000, "n_single": 20_000, "batch": 500, "rate": 200.0, "seconds": 30.0}
+FULL = {"n": 70_000, "n_single": 5_000, "batch": 500, "rate": 200.0, "seconds": 30.0}
 QUICK = {"n": 2_000, "n_single": 1_000, "batch": 500, "rate": 100.0, "seconds": 3.0}
 
 

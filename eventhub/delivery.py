@@ -185,7 +185,7 @@ def record_outcome(
     changes = {"status": status, "finished_at": finished, "duration_ms": duration_ms, "last_error": error}
     if sqlbatch.supported():  # both writes in one statement: one round trip, one commit
         sqlbatch.execute_together(
-            [sqlbatch.insert(Attempt, [attempt]), sqlbatch.update_by_pk(Delivery, delivery.pk, changes)],
+            [sqlbatch.insert_one(Attempt, attempt), sqlbatch.update_by_pk(Delivery, delivery.pk, changes)],
             prepare=True,
         )
     else:

@@ -1,0 +1,73 @@
+"""Several writes in one statement: all or nothing, Django's conversions and errors."""
+
+import uuid
+
+import pytest
+from django.db import IntegrityError, connection
+from django.utils import timezone
+
+from eventhub import sqlbatch
+from eventhub.models import Attempt, Delivery, Event
+from tests import factories
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's data-modifying CTEs"),
+]
+
+
+def new_event(event_type, **fields) -> Event:
+    return Event(event_type=event_type, type=event_type.name, source="/t", time=timezone.now(), **fields)
+
+
+@pytest.mark.parametrize("prepare", [False, True])
+def test_writes_in_one_statement_land_together_with_djangos_conversions(prepare):
+    paid = factories.event_type("order.paid")
+    route = factories.route(paid, "h")
+    event = new_event(paid, data={"order_id": 1, "items": [1, 2]})
+    delivery = Delivery(event=event, route=route, created_at=timezone.now())
+
+    rows = sqlbatch.execute_together(
+        [sqlbatch.insert(Event, [event]), sqlbatch.insert(Delivery, [delivery], returning_pk=True)],
+        prepare=prepare,
+    )
+
+    stored = Delivery.objects.select_related("event").get(pk=rows[0][0])
+    assert stored.event.data == {"order_id": 1, "items": [1, 2]} and stored.event.created_at is not None
+    assert stored.status == "pending" and stored.route_id == route.pk
+
+
+@pytest.mark.parametrize("prepare", [False, True])
+def test_a_failing_write_undoes_the_others_and_raises_djangos_error(prepare):
+    paid = factories.event_type("order.paid")
+    event = new_event(paid)
+    orphan = Delivery(event_id=uuid.uuid4(), route=factories.route(paid, "h"), created_at=timezone.now())
+    with pytest.raises(IntegrityError):
+        sqlbatch.execute_together(
+            [sqlbatch.insert(Event, [event]), sqlbatch.insert(Delivery, [orphan])], prepare=prepare
+        )
+    assert not Event.objects.filter(pk=event.pk).exists()
+
+
+def test_insert_one_and_update_by_pk_match_the_orm():
+    paid = factories.event_type("order.paid")
+    event = Event.objects.create(event_type=paid, type=paid.name, source="/t", time=timezone.now())
+    delivery = Delivery.objects.create(
+        event=event, route=factories.route(paid, "h"), created_at=timezone.now()
+    )
+    now = timezone.now()
+    attempt = Attempt(
+        delivery=delivery, number=1, started_at=now, finished_at=now, duration_ms=1.5, succeeded=True
+    )
+
+    sqlbatch.execute_together(
+        [
+            sqlbatch.insert_one(Attempt, attempt),
+            sqlbatch.update_by_pk(Delivery, delivery.pk, {"status": "succeeded", "finished_at": now}),
+        ],
+        prepare=True,
+    )
+
+    stored = Attempt.objects.get(delivery=delivery)
+    assert (stored.number, stored.duration_ms, stored.succeeded, stored.error) == (1, 1.5, True, "")
+    assert Delivery.objects.filter(pk=delivery.pk, status="succeeded", finished_at=now).exists()
