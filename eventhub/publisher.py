@@ -74,7 +74,7 @@ class ConfirmingPublisher:
         self._pid = 0
         self._io: _Connection | None = None
 
-    def publish(self, messages: Sequence[tuple[str, bytes]], *, timeout: float = 30.0) -> list[bool]:
+    def publish(self, messages: Sequence[tuple[str, bytes]], *, timeout: float = 10.0) -> list[bool]:
         """Publish ``(queue, body)`` pairs; returns, per message, whether RabbitMQ confirmed it.
 
         A message not confirmed (nacked, returned as unroutable, or no answer within
