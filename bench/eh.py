@@ -8,6 +8,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from bench import pacing, recorder, services, stats
+from bench.upkeep import AutovacuumStandIn
 from eventhub import broker as brokers
 from eventhub import emit, emit_many
 from eventhub.models import Delivery, EventType, Route
@@ -37,11 +38,13 @@ def run(
     try:
         workers.wait_consuming(queue, processes)
         result = {"load_before": stats.load()}
-        result["single"] = _throughput(routes[NOOP], n_single, 1, workers)
-        services.clear_bench_rows(route_ids)
-        result["batched"] = _throughput(routes[NOOP], n, batch, workers)
-        services.clear_bench_rows(route_ids)
-        result.update(_latency(routes[LATENCY], rate, seconds, out_dir, workers))
+        with AutovacuumStandIn() as upkeep:
+            result["autovacuum_stand_in"] = upkeep.active
+            result["single"] = _throughput(routes[NOOP], n_single, 1, workers)
+            services.clear_bench_rows(route_ids)
+            result["batched"] = _throughput(routes[NOOP], n, batch, workers)
+            services.clear_bench_rows(route_ids)
+            result.update(_latency(routes[LATENCY], rate, seconds, out_dir, workers))
         result["load_after"] = stats.load()
         return result
     finally:

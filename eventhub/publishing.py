@@ -1,5 +1,6 @@
 """emit(): validate, write the event and its deliveries (the outbox), send after commit."""
 
+import functools
 import logging
 import uuid
 from collections.abc import Iterable, Mapping
@@ -8,7 +9,7 @@ from datetime import datetime
 from functools import partial
 from typing import Any
 
-from django.db import DEFAULT_DB_ALIAS, transaction
+from django.db import DEFAULT_DB_ALIAS, connection, transaction
 from django.utils import timezone
 
 from eventhub import sqlbatch
@@ -122,11 +123,7 @@ def _types_and_routes(names: set[str]) -> tuple[dict[str, EventType], dict[int, 
 
     One query when every type has an enabled route (the usual case), two otherwise.
     """
-    routes = list(
-        Route.objects.filter(event_type__name__in=names, enabled=True)
-        .select_related("event_type")
-        .order_by("pk")
-    )
+    routes = _enabled_routes_of(names)
     types = {route.event_type.name: route.event_type for route in routes}
     if names - types.keys():
         types.update(EventType.objects.filter(name__in=names - types.keys()).in_bulk(field_name="name"))
@@ -139,6 +136,34 @@ def _types_and_routes(names: set[str]) -> tuple[dict[str, EventType], dict[int, 
     for route in routes:
         by_type.setdefault(route.event_type_id, []).append(route)
     return types, by_type
+
+
+def _enabled_routes_of(names: set[str]) -> list[Route]:
+    """Enabled routes of the named types, with their event types, by primary key."""
+    if not sqlbatch.supported():
+        routes = Route.objects.filter(event_type__name__in=names, enabled=True).select_related("event_type")
+        return list(routes.order_by("pk"))
+    # Every emit asks this: one prepared statement, rather than compiling and planning a join each time.
+    rows, _ = sqlbatch.execute(_enabled_routes_sql(), [sorted(names)], prepare=True)
+    routes = []
+    for row in rows:
+        route, rest = sqlbatch.instance_from_row(Route, row)
+        route.event_type, _ = sqlbatch.instance_from_row(EventType, rest)
+        routes.append(route)
+    return routes
+
+
+@functools.cache
+def _enabled_routes_sql() -> str:
+    qn = connection.ops.quote_name
+    route, event_type = Route._meta, EventType._meta
+    return (
+        f"SELECT {sqlbatch.columns(Route, 'r')}, {sqlbatch.columns(EventType, 't')} "
+        f"FROM {qn(route.db_table)} r JOIN {qn(event_type.db_table)} t "
+        f"ON t.{qn(event_type.pk.column)} = r.{qn(route.get_field('event_type').column)} "
+        f"WHERE r.{qn(route.get_field('enabled').column)} "
+        f"AND t.{qn(event_type.get_field('name').column)} = ANY(%s) ORDER BY r.{qn(route.pk.column)}"
+    )
 
 
 def _build_event(spec: EventSpec, event_type: EventType) -> Event:

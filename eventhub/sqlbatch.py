@@ -122,3 +122,33 @@ def execute(
         with connection.wrap_database_errors, psycopg.Cursor(raw) as cursor:
             cursor.execute(sql, params, prepare=True)
             return (cursor.fetchall() if cursor.description else []), cursor.rowcount
+
+
+def columns(model: type[models.Model], alias: str, *, using: str = DEFAULT_DB_ALIAS) -> str:
+    """Every concrete column of ``model`` qualified by ``alias``, in field order (for instance_from_row)."""
+    qn = connections[using].ops.quote_name
+    return ", ".join(f"{alias}.{qn(f.column)}" for f in model._meta.concrete_fields)
+
+
+def instance_from_row(
+    model: type[models.Model], row: Sequence[Any], *, using: str = DEFAULT_DB_ALIAS
+) -> tuple[models.Model, Sequence[Any]]:
+    """The instance built from the first columns of ``row`` (as ``columns`` lists them), and the rest."""
+    connection = connections[using]
+    fields = model._meta.concrete_fields
+    values = list(row[: len(fields)])
+    for index, converters in _converters(model, using):
+        for convert in converters:
+            values[index] = convert(values[index], fields[index].cached_col, connection)
+    return model.from_db(using, [f.attname for f in fields], values), row[len(fields) :]
+
+
+@functools.cache
+def _converters(model: type[models.Model], using: str) -> list[tuple[int, list]]:
+    connection = connections[using]
+    found = []
+    for index, field in enumerate(model._meta.concrete_fields):
+        converters = connection.ops.get_db_converters(field.cached_col) + field.get_db_converters(connection)
+        if converters:
+            found.append((index, converters))
+    return found
