@@ -61,6 +61,16 @@ def queue_name() -> Iterator[str]:
 
 
 @pytest.fixture
+def exchange_name():
+    """An exchange of this test's own, deleted afterwards."""
+    name = f"test-ex-{uuid.uuid4().hex[:10]}"
+    yield name
+    connection = pika.BlockingConnection(pika.URLParameters(RABBITMQ_URL))
+    connection.channel().exchange_delete(name)
+    connection.close()
+
+
+@pytest.fixture
 def run_worker() -> Iterator[Callable[..., dramatiq.Worker]]:
     """Start real Dramatiq worker threads on the current broker; stopped after the test."""
     started: list[dramatiq.Worker] = []

@@ -47,16 +47,6 @@ class PlainConsumer:
 
 
 @pytest.fixture
-def exchange_name():
-    """An exchange of this test's own, deleted afterwards."""
-    name = f"test-ex-{uuid.uuid4().hex[:10]}"
-    yield name
-    connection = pika.BlockingConnection(pika.URLParameters(RABBITMQ_URL))
-    connection.channel().exchange_delete(name)
-    connection.close()
-
-
-@pytest.fixture
 def foreign():
     consumers: list[PlainConsumer] = []
 

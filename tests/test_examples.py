@@ -9,7 +9,6 @@ import time
 import uuid
 from pathlib import Path
 
-import pika
 import pytest
 
 from eventhub import tokens
@@ -20,15 +19,6 @@ from tests.conftest import RABBITMQ_URL, delete_queues
 pytestmark = pytest.mark.django_db(transaction=True)
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
-
-
-@pytest.fixture
-def exchange_name():
-    name = f"test-ex-{uuid.uuid4().hex[:10]}"
-    yield name
-    connection = pika.BlockingConnection(pika.URLParameters(RABBITMQ_URL))
-    connection.channel().exchange_delete(name)
-    connection.close()
 
 
 @pytest.fixture
