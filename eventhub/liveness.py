@@ -23,13 +23,17 @@ class LiveConsumers:
     """The passing workers registered in Consul; ``enabled`` is False when discovery is off."""
 
     enabled: bool
-    workers: tuple[discovery.ConsumerInfo, ...] = ()
+    workers: tuple[discovery.ConsumerInfo, ...] = ()  # the passing ones
     error: str = ""  # why the agent could not be asked, when it could not
+    registered: tuple[discovery.ConsumerInfo, ...] = ()  # every registered worker, whatever its health
 
     @classmethod
     def from_consumers(cls, consumers: Iterable[discovery.ConsumerInfo]) -> LiveConsumers:
-        """Keep the workers whose checks all pass."""
-        return cls(enabled=True, workers=tuple(c for c in consumers if c.status == "passing"))
+        """Keep every registered worker, and apart the ones whose checks all pass."""
+        registered = tuple(consumers)
+        return cls(
+            enabled=True, workers=tuple(c for c in registered if c.status == "passing"), registered=registered
+        )
 
     @property
     def known(self) -> bool:

@@ -244,19 +244,15 @@ def consumer_health() -> ConsumerHealth:
     """Workers registered in Consul with their health, and enabled routes nobody healthy consumes.
 
     Discovery is off when CONSUL_HTTP_ADDR is unset; an unreachable agent is reported, not raised.
+    The agent is asked once, through :func:`eventhub.liveness.live_consumers`.
     """
-    from eventhub import discovery
-    from eventhub.conf import eventhub_settings
-
-    client = discovery.client_from_env(timeout=2.0)
-    if client is None:
-        return ConsumerHealth(enabled=False)
-    try:
-        consumers = discovery.list_consumers(client, eventhub_settings.CONSUL_SERVICE_NAME)
-    except discovery.DiscoveryError as exc:
-        return ConsumerHealth(enabled=True, error=str(exc))
-    uncovered = routes_without_consumers(live=LiveConsumers.from_consumers(consumers))
-    return ConsumerHealth(enabled=True, consumers=consumers, uncovered_routes=uncovered)
+    live = live_consumers()
+    return ConsumerHealth(
+        enabled=live.enabled,
+        consumers=list(live.registered),
+        error=live.error,
+        uncovered_routes=routes_without_consumers(live=live),
+    )
 
 
 def routes_without_consumers(*, live: LiveConsumers | None = None) -> list[Route]:
