@@ -29,11 +29,14 @@ _publisher_lock = threading.Lock()
 
 @dataclass(frozen=True, slots=True)
 class Outgoing:
-    """What it takes to send one delivery: its id, its queue and its route's retry policy."""
+    """What it takes to send one delivery: its id, its queue and its route's backoff and time limit.
+
+    The number of attempts is not carried: the database decides when a delivery is dead
+    (see eventhub.actors.should_retry).
+    """
 
     delivery_id: int
     queue: str
-    max_attempts: int
     min_backoff_ms: int
     max_backoff_ms: int
     time_limit_ms: int
@@ -43,7 +46,6 @@ class Outgoing:
         return cls(
             delivery_id,
             route.queue,
-            route.max_attempts,
             route.min_backoff_ms,
             route.max_backoff_ms,
             route.time_limit_ms,
@@ -58,9 +60,6 @@ def message_for(item: Outgoing) -> dramatiq.Message:
         args=(item.delivery_id,),
         kwargs={},
         options={
-            # Dramatiq counts retries after the first run; the database decides when a
-            # delivery is dead, this only keeps the message from outliving the policy.
-            "max_retries": max(item.max_attempts - 1, 0),
             "min_backoff": item.min_backoff_ms,
             "max_backoff": item.max_backoff_ms,
             "time_limit": item.time_limit_ms,

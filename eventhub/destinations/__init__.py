@@ -6,7 +6,7 @@ recordable message). The delivery runner looks kinds up here.
 """
 
 from collections.abc import Callable
-from typing import Any
+from importlib import import_module
 
 Sender = Callable[..., None]
 
@@ -19,23 +19,16 @@ class PermanentError(DestinationError):
     """A failure that no retry can fix (unknown handler, bad target): the delivery goes dead."""
 
 
+_MODULES = {
+    "handler": "eventhub.destinations.handler",
+    "webhook": "eventhub.destinations.webhook",
+    "amqp": "eventhub.destinations.amqp",
+}
+
+
 def sender_for(kind: str) -> Sender:
-    """The send function for a route's destination kind."""
-    from eventhub.destinations import handler
-
-    senders: dict[str, Any] = {"handler": handler.send}
-    try:
-        from eventhub.destinations import webhook
-
-        senders["webhook"] = webhook.send
-    except ImportError:  # pragma: no cover - arrives with the webhook destination
-        pass
-    try:
-        from eventhub.destinations import amqp
-
-        senders["amqp"] = amqp.send
-    except ImportError:  # pragma: no cover - arrives with the AMQP destination
-        pass
-    if kind not in senders:
-        raise PermanentError(f"Destination kind {kind!r} is not available in this worker.")
-    return senders[kind]
+    """The send function for a route's destination kind (modules load on first use)."""
+    module = _MODULES.get(kind)
+    if module is None:
+        raise PermanentError(f"Unknown destination kind {kind!r}.")
+    return import_module(module).send
