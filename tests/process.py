@@ -50,3 +50,9 @@ def run_manage(*args: str, env: dict | None = None, timeout: float = 60) -> subp
         text=True,
         timeout=timeout,
     )
+
+
+def start_worker(queue: str, *extra: str, threads: int = 2, relay: bool = False, **popen) -> subprocess.Popen:
+    """Start ``manage.py eventhub_worker`` (one process) on ``queue``; ``extra`` adds options."""
+    args = ["eventhub_worker", "--queues", queue, "--processes", "1", "--threads", str(threads)]
+    return manage(*args, *([] if relay else ["--no-relay"]), *extra, **popen)

@@ -8,7 +8,7 @@ import pytest
 
 from eventhub.models import Delivery, Event
 from tests import factories
-from tests.process import command_env, manage, run_manage
+from tests.process import command_env, run_manage, start_worker
 from tests.testapp.models import Effect
 from tests.waiting import wait_for
 
@@ -54,14 +54,9 @@ def test_worker_command_delivers_and_stops_cleanly_on_sigterm(rabbitmq_broker, q
     from eventhub import emit
 
     route = factories.route(factories.event_type("order.paid"), "testapp.record", queue=queue_name)
-    worker = manage(
-        "eventhub_worker",
-        "--queues",
+    worker = start_worker(
         queue_name,
-        "--processes",
-        "1",
-        "--threads",
-        "2",
+        relay=True,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

@@ -27,7 +27,7 @@ from eventhub.relay import relay_once
 from eventhub.replay import replay_matching
 from tests import factories
 from tests.conftest import RABBITMQ_URL
-from tests.process import command_env, manage
+from tests.process import command_env, manage, start_worker
 from tests.tcp_proxy import TcpProxy
 from tests.testapp.models import Effect, Switch
 from tests.waiting import wait_for
@@ -74,10 +74,12 @@ def worker_process(queue_name, tmp_path):
 
     def start(*, threads: int = 8, relay: bool = False, **env: str) -> subprocess.Popen:
         log_path = tmp_path / f"worker-{len(started)}.log"
-        args = ["eventhub_worker", "--processes", "1", "--threads", str(threads), "--queues", queue_name]
-        args += ["--shutdown-timeout", "10000"] + ([] if relay else ["--no-relay"])
-        proc = manage(
-            *args,
+        proc = start_worker(
+            queue_name,
+            "--shutdown-timeout",
+            "10000",
+            threads=threads,
+            relay=relay,
             env=command_env(**env),
             stdout=open(log_path, "w"),  # noqa: SIM115 - the child owns it
             stderr=subprocess.STDOUT,

@@ -21,7 +21,8 @@ from eventhub import discovery, emit, registration, worker_setup
 from eventhub.models import Delivery
 from tests import factories
 from tests.consul_fixtures import eventually
-from tests.process import command_env, manage, run_manage
+from tests.process import command_env, run_manage
+from tests.process import start_worker as start_worker_process
 from tests.waiting import wait_for
 
 TTL = 1.5  # seconds; the heartbeat passes the check every TTL/3
@@ -54,9 +55,8 @@ def start_worker(consul_agent, tmp_path):
         )
         log = tmp_path / f"worker-{len(started)}.log"
         with log.open("w") as out:
-            proc = manage(
-                "eventhub_worker",
-                *("--queues", queue, "--processes", "1", "--threads", "2", "--no-relay"),
+            proc = start_worker_process(
+                queue,
                 env=env,
                 stdout=out,
                 stderr=subprocess.STDOUT,

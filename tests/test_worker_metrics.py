@@ -11,7 +11,7 @@ from django.urls import reverse
 from eventhub import emit
 from eventhub.models import Delivery
 from tests import factories
-from tests.process import command_env, manage
+from tests.process import command_env, start_worker
 from tests.waiting import wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.rabbitmq]
@@ -31,15 +31,8 @@ def test_worker_metrics_are_served_by_dramatiq_and_by_metrics(
     env = command_env(
         dramatiq_prom_db=str(tmp_path), dramatiq_prom_port=str(port), dramatiq_prom_host="127.0.0.1"
     )
-    worker = manage(
-        "eventhub_worker",
-        "--queues",
+    worker = start_worker(
         queue_name,
-        "--processes",
-        "1",
-        "--threads",
-        "2",
-        "--no-relay",
         "--prometheus",
         env=env,
         stdout=subprocess.PIPE,
