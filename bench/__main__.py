@@ -9,8 +9,8 @@ import time
 import uuid
 from pathlib import Path
 
-FULL = {"n": 70_000, "n_single": 5_000, "batch": 500, "rate": 200.0, "seconds": 30.0}
-QUICK = {"n": 2_000, "n_single": 1_000, "batch": 500, "rate": 100.0, "seconds": 3.0}
+FULL = {"n": 70_000, "n_single": 5_000, "batch": 500, "rate": 200.0, "seconds": 30.0, "history": 100_000}
+QUICK = {"n": 2_000, "n_single": 1_000, "batch": 500, "rate": 100.0, "seconds": 3.0, "history": 10_000}
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -21,6 +21,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--batch", type=int, help="events per emit_many call")
     parser.add_argument("--rate", type=float, help="events per second in the latency phases")
     parser.add_argument("--seconds", type=float, help="length of each latency phase")
+    parser.add_argument(
+        "--history", type=int, help="deliveries of earlier history the database holds before the run"
+    )
     parser.add_argument("--processes", type=int, default=os.cpu_count() or 1, help="worker processes")
     parser.add_argument("--threads", type=int, default=8, help="worker threads per process")
     parser.add_argument("--only", choices=["raw", "eventhub"], help="run one system only")
@@ -41,12 +44,13 @@ def main(argv: list[str] | None = None) -> int:
     from bench import eh, raw, report, services, stats
 
     services.ensure_database()
+    services.ensure_history(args.history)
     run_id = time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6]
     work = args.out / f"tmp-{run_id}"
     work.mkdir(parents=True, exist_ok=True)
     config = {
         key: getattr(args, key)
-        for key in ("n", "n_single", "batch", "rate", "seconds", "processes", "threads", "quick")
+        for key in ("n", "n_single", "batch", "rate", "seconds", "history", "processes", "threads", "quick")
     }
     config.update(run_id=run_id, load_before=stats.load(), machine=_machine())
     queues = [f"bench-raw-{run_id}", f"bench-eh-{run_id}"]

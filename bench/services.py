@@ -161,6 +161,32 @@ def ensure_database() -> None:
     call_command("migrate", verbosity=0, interactive=False)
 
 
+def ensure_history(deliveries: int) -> int:
+    """Make sure the database holds at least ``deliveries`` deliveries of history; returns how many it added.
+
+    A production eventhub database holds the deliveries of earlier days. Without
+    them every phase would start on empty tables, whose statistics make PostgreSQL
+    plan sequential scans (foreign-key checks, prepared statements) that stay in use
+    while the tables grow: a cost no production database pays. The history is
+    written once (eventhub.seeding, event types ``seed.*``) and kept between runs.
+    """
+    from django.db import connection
+
+    from eventhub.models import Attempt, Delivery, Event
+    from eventhub.seeding import SeedPlan, seed
+
+    have = Delivery.objects.exclude(route__event_type__name__startswith="bench.").count()
+    missing = max(deliveries - have, 0)
+    if missing:
+        print(f"writing {missing} deliveries of history (once per database)...", flush=True)
+        seed(SeedPlan(deliveries=missing))
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            for model in (Attempt, Delivery, Event):
+                cursor.execute(f"VACUUM ANALYZE {model._meta.db_table}")
+    return missing
+
+
 def clear_bench_rows(route_ids: list[int]) -> None:
     """Delete the bench's events, deliveries and attempts (only those), then refresh statistics."""
     from django.db import connection

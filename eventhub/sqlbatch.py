@@ -42,23 +42,66 @@ def insert(
     return sql, tuple(params)
 
 
-def insert_one(model: type[models.Model], obj: models.Model, *, using: str = DEFAULT_DB_ALIAS) -> Statement:
-    """INSERT one row, as ``insert`` would, with the SQL built once per model (for hot paths)."""
+def insert_rows(
+    model: type[models.Model], objs: Sequence[models.Model], *, using: str = DEFAULT_DB_ALIAS
+) -> Statement:
+    """INSERT ``objs`` with one array parameter per column (PostgreSQL ``unnest``).
+
+    The SQL is the same for any number of rows, so it is prepared once however
+    many rows each call writes.
+    """
     connection = connections[using]
     fields = _insertable_fields(model)
-    params = tuple(f.get_db_prep_save(f.pre_save(obj, True), connection) for f in fields)
-    return _insert_one_sql(model, connection.ops.quote_name), params
+    params = tuple([f.get_db_prep_save(f.pre_save(obj, True), connection) for obj in objs] for f in fields)
+    return _insert_rows_sql(model, using), params
+
+
+@functools.cache
+def _insert_rows_sql(model: type[models.Model], using: str) -> str:
+    connection = connections[using]
+    qn = connection.ops.quote_name
+    fields = _insertable_fields(model)
+    columns = ", ".join(qn(f.column) for f in fields)
+    arrays = ", ".join(f"%s::{f.db_type(connection)}[]" for f in fields)
+    return f"INSERT INTO {qn(model._meta.db_table)} ({columns}) SELECT * FROM unnest({arrays})"
+
+
+def update_rows(
+    model: type[models.Model],
+    names: Sequence[str],
+    rows: Sequence[tuple[Any, Sequence[Any]]],
+    *,
+    using: str = DEFAULT_DB_ALIAS,
+) -> Statement:
+    """UPDATE many rows by primary key, each to its own values of fields ``names`` (PostgreSQL).
+
+    ``rows`` holds ``(pk, values)`` pairs; like ``insert_rows``, one array per column.
+    """
+    connection = connections[using]
+    fields = [model._meta.get_field(name) for name in names]
+    params = [[pk for pk, _ in rows]]
+    for index, field in enumerate(fields):
+        params.append([field.get_db_prep_save(values[index], connection) for _, values in rows])
+    return _update_rows_sql(model, tuple(names), using), tuple(params)
+
+
+@functools.cache
+def _update_rows_sql(model: type[models.Model], names: tuple[str, ...], using: str) -> str:
+    connection = connections[using]
+    qn = connection.ops.quote_name
+    pk = model._meta.pk
+    fields = [model._meta.get_field(name) for name in names]
+    aliases = [f"v{i}" for i in range(len(fields))]
+    assignments = ", ".join(f"{qn(f.column)} = v.{a}" for f, a in zip(fields, aliases, strict=True))
+    arrays = ", ".join(f"%s::{f.db_type(connection)}[]" for f in [pk.target_field if pk.is_relation else pk, *fields])
+    return (
+        f"UPDATE {qn(model._meta.db_table)} t SET {assignments} "
+        f"FROM unnest({arrays}) AS v(pk, {', '.join(aliases)}) WHERE t.{qn(pk.column)} = v.pk"
+    )
 
 
 def _insertable_fields(model: type[models.Model]) -> list[models.Field]:
     return [f for f in model._meta.concrete_fields if not (f.primary_key and f.db_returning)]
-
-
-@functools.cache
-def _insert_one_sql(model: type[models.Model], qn: Any) -> str:
-    fields = _insertable_fields(model)
-    columns = ", ".join(qn(f.column) for f in fields)
-    return f"INSERT INTO {qn(model._meta.db_table)} ({columns}) VALUES ({', '.join(['%s'] * len(fields))})"
 
 
 def update(
@@ -70,22 +113,6 @@ def update(
     query.add_q(where)
     sql, params = query.get_compiler(using=using).as_sql()
     return sql, tuple(params)
-
-
-def update_by_pk(
-    model: type[models.Model], pk: Any, values: dict[str, Any], *, using: str = DEFAULT_DB_ALIAS
-) -> Statement:
-    """UPDATE one row by primary key with plain values; the SQL is built once per model and fields."""
-    connection = connections[using]
-    fields = [model._meta.get_field(name) for name in values]
-    params = tuple(f.get_db_prep_save(values[f.name], connection) for f in fields)
-    return _update_by_pk_sql(model, tuple(values), connection.ops.quote_name), (*params, pk)
-
-
-@functools.cache
-def _update_by_pk_sql(model: type[models.Model], names: tuple[str, ...], qn: Any) -> str:
-    columns = ", ".join(f"{qn(model._meta.get_field(name).column)} = %s" for name in names)
-    return f"UPDATE {qn(model._meta.db_table)} SET {columns} WHERE {qn(model._meta.pk.column)} = %s"
 
 
 def execute_together(
@@ -119,6 +146,10 @@ def execute(
             # Django turns preparing off (for poolers); explicit prepare=True needs it on. A threshold
             # no query reaches keeps Django's own, client-side bound queries unprepared.
             raw.prepare_threshold = NEVER_BY_COUNT
+            # Plan once: left to choose, PostgreSQL re-plans statements with array parameters on
+            # every run (their custom plans look cheaper than the generic one), which costs more
+            # than running them. Only prepared statements, thus only these, are affected.
+            raw.execute("SET plan_cache_mode = force_generic_plan")
         with connection.wrap_database_errors, psycopg.Cursor(raw) as cursor:
             cursor.execute(sql, params, prepare=True)
             return (cursor.fetchall() if cursor.description else []), cursor.rowcount

@@ -43,6 +43,8 @@ def test_quick_bench_prints_the_table_with_every_row_and_writes_json(tmp_path):
         "20",
         "--seconds",
         "1",
+        "--history",
+        "200",
         "--processes",
         "1",
         "--threads",

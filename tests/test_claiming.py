@@ -1,11 +1,14 @@
 """The one-statement claim: what it loads, and which deliveries it leaves to the full claim."""
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 from django.db import connection
 from django.utils import timezone
 
-from eventhub.claiming import claim_unstarted
-from eventhub.models import Delivery, Event
+from eventhub.claiming import ClaimRequest, claim_batch, claim_unstarted
+from eventhub.models import Delivery, Event, EventType
 from tests import factories
 
 pytestmark = [
@@ -15,7 +18,7 @@ pytestmark = [
 
 
 def delivery_with(status: str) -> Delivery:
-    paid = factories.event_type("order.paid")
+    paid = EventType.objects.filter(name="order.paid").first() or factories.event_type("order.paid")
     route = factories.route(paid, "billing.invoice", filter={"data": {"amount": [{"numeric": [">", 1]}]}})
     event = Event.objects.create(
         event_type=paid,
@@ -58,3 +61,41 @@ def test_running_finished_and_unknown_deliveries_are_left_alone(status):
     assert claim_unstarted(stored.pk + 1000, worker="w", now=timezone.now()) is None
     row = Delivery.objects.get(pk=stored.pk)
     assert (row.status, row.attempts, row.worker) == (status, 0, "")
+
+
+def test_one_statement_claims_several_deliveries_and_a_duplicate_only_once():
+    first, second, done = delivery_with("queued"), delivery_with("pending"), delivery_with("succeeded")
+    now = timezone.now()
+    requests = [
+        ClaimRequest(first.pk, "w/1", now),
+        ClaimRequest(done.pk, "w/2", now),
+        ClaimRequest(second.pk, "w/3", now),
+        ClaimRequest(first.pk, "w/4", now),
+    ]
+
+    claimed = claim_batch(requests)
+
+    assert [d.pk if d else None for d in claimed] == [first.pk, None, second.pk, None]
+    assert [d.worker for d in claimed if d] == ["w/1", "w/3"]
+    assert claimed[2].event.pk == second.event_id and claimed[2].route.pk == second.route_id
+    rows = dict(Delivery.objects.values_list("pk", "attempts"))
+    assert (rows[first.pk], rows[second.pk], rows[done.pk]) == (1, 1, 0)
+
+
+def test_threads_claiming_at_once_each_get_their_own_delivery():
+    deliveries = [delivery_with("queued") for _ in range(12)]
+    start = threading.Barrier(len(deliveries))
+
+    def claim(delivery):
+        start.wait()
+        try:
+            return claim_unstarted(delivery.pk, worker=f"w/{delivery.pk}", now=timezone.now())
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(len(deliveries)) as pool:
+        claimed = list(pool.map(claim, deliveries))
+
+    assert [d.pk for d in claimed] == [d.pk for d in deliveries]
+    assert [d.worker for d in claimed] == [f"w/{d.pk}" for d in deliveries]
+    assert set(Delivery.objects.values_list("status", flat=True)) == {"running"}

@@ -49,7 +49,7 @@ def test_a_failing_write_undoes_the_others_and_raises_djangos_error(prepare):
     assert not Event.objects.filter(pk=event.pk).exists()
 
 
-def test_insert_one_and_update_by_pk_match_the_orm():
+def test_insert_rows_and_update_rows_match_the_orm():
     paid = factories.event_type("order.paid")
     event = Event.objects.create(event_type=paid, type=paid.name, source="/t", time=timezone.now())
     delivery = Delivery.objects.create(
@@ -62,8 +62,8 @@ def test_insert_one_and_update_by_pk_match_the_orm():
 
     sqlbatch.execute_together(
         [
-            sqlbatch.insert_one(Attempt, attempt),
-            sqlbatch.update_by_pk(Delivery, delivery.pk, {"status": "succeeded", "finished_at": now}),
+            sqlbatch.insert_rows(Attempt, [attempt]),
+            sqlbatch.update_rows(Delivery, ["status", "finished_at"], [(delivery.pk, ("succeeded", now))]),
         ],
         prepare=True,
     )

@@ -1,0 +1,100 @@
+"""Many threads' small writes run as one statement: flat combining.
+
+A worker process runs several threads, and each delivery costs two short
+statements (the claim and the outcome). Run one by one, every statement is a
+round trip and a transaction of its own, and the database spends more on those
+than on the rows. A :class:`Combiner` lets whichever waiting thread is free run
+everyone's pending requests as one batch (one statement, one commit) on its own
+connection, then hands each thread its own result. A thread alone, as when the
+worker is idle, runs its request at once: batching costs latency only when there
+is a queue to batch.
+"""
+
+import threading
+from collections.abc import Callable, Sequence
+from typing import Generic, TypeVar
+
+Request = TypeVar("Request")
+Result = TypeVar("Result")
+
+_UNSET = object()
+
+
+class _Slot:
+    __slots__ = ("request", "result", "error", "done", "wake")
+
+    def __init__(self, request: object) -> None:
+        self.request = request
+        self.result: object = _UNSET
+        self.error: BaseException | None = None
+        self.done = False
+        # Held until the slot is done or its thread is handed the lead: a wait that wakes one
+        # thread, where a shared condition would wake them all.
+        self.wake = threading.Lock()
+        self.wake.acquire()
+
+
+class Combiner(Generic[Request, Result]):
+    """Runs ``run_batch`` over the requests threads submit concurrently, at most ``max_batch`` at a time.
+
+    ``run_batch`` takes a list of requests and returns one result per request, in
+    order. When a batch fails, each of its requests is run again alone, so one bad
+    request fails only its own thread.
+    """
+
+    def __init__(self, run_batch: Callable[[Sequence[Request]], Sequence[Result]], *, max_batch: int = 64):
+        self.run_batch = run_batch
+        self.max_batch = max_batch
+        self._lock = threading.Lock()
+        self._pending: list[_Slot] = []
+        self._leading = False
+
+    def submit(self, request: Request) -> Result:
+        """Run ``request`` (with whatever else is waiting); returns its result or raises its error."""
+        slot = _Slot(request)
+        with self._lock:
+            self._pending.append(slot)
+            follow, self._leading = self._leading, True
+        if follow:
+            slot.wake.acquire()  # the leader ran it, or handed this thread the lead
+        if not slot.done:
+            self._lead(slot)
+        if slot.error is not None:
+            raise slot.error
+        return slot.result  # type: ignore[return-value]
+
+    def _lead(self, own: _Slot) -> None:
+        """Run batches until ``own`` is done, then hand the lead to the oldest waiting thread."""
+        successor = None
+        try:
+            while not own.done:
+                with self._lock:
+                    batch = self._pending[: self.max_batch]
+                    del self._pending[: self.max_batch]
+                self._run(batch)
+                for slot in batch:
+                    if slot is not own:
+                        slot.wake.release()
+        finally:
+            with self._lock:
+                if self._pending:
+                    successor = self._pending[0]
+                else:
+                    self._leading = False
+            if successor is not None:
+                successor.wake.release()
+
+    def _run(self, batch: list[_Slot]) -> None:
+        try:
+            results = self.run_batch([slot.request for slot in batch])
+            if len(results) != len(batch):
+                raise RuntimeError(f"run_batch returned {len(results)} results for {len(batch)} requests")
+        except BaseException as exc:
+            if len(batch) == 1:
+                batch[0].error, batch[0].done = exc, True
+                return
+            for slot in batch:  # find the request that fails; the others go through
+                self._run([slot])
+            return
+        for slot, result in zip(batch, results, strict=True):
+            slot.result, slot.done = result, True
