@@ -23,3 +23,8 @@ class EventhubConfig(AppConfig):
         from eventhub import hooks
 
         hooks.connect_receivers()
+
+        # emit() and the worker read event types and routes from a per-process copy.
+        from eventhub import route_table
+
+        route_table.connect_invalidation()

@@ -1,7 +1,7 @@
 """The worker's usual claim, many threads' claims in one statement (PostgreSQL).
 
 A delivery that is not running, succeeded or dead is marked running, its attempt
-counted, and loaded with its event and route. Concurrent claims of a worker
+counted, and loaded with its event; its route comes from eventhub.route_table. Concurrent claims of a worker
 process's threads are combined (see eventhub.combining): one statement and one
 relaxed commit claims them all. The SQL is built once per process from the
 models. Every other case (unknown, finished, or found running after an
@@ -15,10 +15,10 @@ from typing import NamedTuple
 
 from django.db import connection
 
-from eventhub import sqlbatch
+from eventhub import route_table, sqlbatch
 from eventhub.combining import Combiner
 from eventhub.durability import RELAXED_CONDITION, RELAXED_CTE
-from eventhub.models import Delivery, Event, Route
+from eventhub.models import Delivery, Event
 
 UNCLAIMABLE = (Delivery.Status.RUNNING, Delivery.Status.SUCCEEDED, Delivery.Status.DEAD)
 
@@ -56,8 +56,8 @@ def claim_batch(requests: Sequence[ClaimRequest]) -> list[Delivery | None]:
     claimed: dict[int, Delivery] = {}
     for row in rows:
         delivery, row = sqlbatch.instance_from_row(Delivery, row)
-        delivery.event, row = sqlbatch.instance_from_row(Event, row)
-        delivery.route, _ = sqlbatch.instance_from_row(Route, row)
+        delivery.event, _ = sqlbatch.instance_from_row(Event, row)
+        delivery.route = route_table.route(delivery.route_id)
         claimed[delivery.pk] = delivery
     # pop: a second request for the same delivery gets None.
     return [claimed.pop(r.delivery_id, None) for r in requests]
@@ -72,20 +72,19 @@ def _claim_sql() -> str:
     d = Delivery._meta
 
     def col(name: str) -> str:
-        return f"d.{qn(d.get_field(name).column)}"
+        return qn(d.get_field(name).column)
 
     worker_type = d.get_field("worker").db_type(connection)
     update = (
-        f"UPDATE {qn(d.db_table)} d SET {qn(d.get_field('status').column)} = %s, "
-        f"{qn(d.get_field('attempts').column)} = {col('attempts')} + 1, "
-        f"{qn(d.get_field('started_at').column)} = w.started_at, {qn(d.get_field('worker').column)} = w.worker "
+        f"UPDATE {qn(d.db_table)} d SET {col('status')} = %s, {col('attempts')} = d.{col('attempts')} + 1, "
+        f"{col('started_at')} = w.started_at, {col('worker')} = w.worker "
         f"FROM unnest(%s::bigint[], %s::{worker_type}[], %s::timestamptz[]) AS w(id, worker, started_at) "
-        f"WHERE {col('id')} = w.id AND {col('status')} NOT IN (%s, %s, %s){RELAXED_CONDITION} RETURNING d.*"
+        f"WHERE d.{col('id')} = w.id AND d.{col('status')} NOT IN (%s, %s, %s){RELAXED_CONDITION} "
+        "RETURNING d.*"
     )
+    event = Event._meta
     return (
         f"{RELAXED_CTE.rstrip()}, claimed AS ({update}) "
-        f"SELECT {sqlbatch.columns(Delivery, 'c')}, {sqlbatch.columns(Event, 'e')}, "
-        f"{sqlbatch.columns(Route, 'r')} FROM claimed c "
-        f"JOIN {qn(Event._meta.db_table)} e ON e.{qn(Event._meta.pk.column)} = c.{qn(d.get_field('event').column)} "
-        f"JOIN {qn(Route._meta.db_table)} r ON r.{qn(Route._meta.pk.column)} = c.{qn(d.get_field('route').column)}"
+        f"SELECT {sqlbatch.columns(Delivery, 'c')}, {sqlbatch.columns(Event, 'e')} FROM claimed c "
+        f"JOIN {qn(event.db_table)} e ON e.{qn(event.pk.column)} = c.{col('event')}"
     )

@@ -33,6 +33,9 @@ DEFAULTS: dict[str, Any] = {
     "WEBHOOK_TIMEOUT_SECONDS": 10.0,
     # Ingest API: largest accepted request body.
     "INGEST_MAX_BYTES": 1024 * 1024,
+    # Event types and routes: how long a process uses its copy before reading them again (edits
+    # made in the same process take effect at once).
+    "ROUTES_REFRESH_SECONDS": 1.0,
     # Signal hooks: how often a process asks the database whether hooks were edited.
     "HOOKS_REFRESH_SECONDS": 3.0,
     # /metrics: the window its database figures cover, and an optional bearer token to read it.

@@ -1,6 +1,5 @@
 """emit(): validate, write the event and its deliveries (the outbox), send after commit."""
 
-import functools
 import logging
 import uuid
 from collections.abc import Iterable, Mapping
@@ -9,13 +8,13 @@ from datetime import datetime
 from functools import partial
 from typing import Any
 
-from django.db import DEFAULT_DB_ALIAS, connection, transaction
+from django.db import DEFAULT_DB_ALIAS, transaction
 from django.utils import timezone
 
-from eventhub import sqlbatch
+from eventhub import route_table, sqlbatch
 from eventhub.conf import eventhub_settings
 from eventhub.dispatch import Outgoing, send_deliveries
-from eventhub.errors import EmitError, UnknownEventType
+from eventhub.errors import EmitError
 from eventhub.models import Delivery, Event, EventType, Route
 from eventhub.routing import match
 from eventhub.schemas import validate_data
@@ -59,7 +58,7 @@ def emit_many(events: Iterable[EventSpec | Mapping[str, Any]]) -> list[Event]:
     specs = [_as_spec(item) for item in events]
     if not specs:
         return []
-    types, routes = _types_and_routes({spec.type for spec in specs})
+    types, routes = route_table.types_and_routes({spec.type for spec in specs})
     stored = [_build_event(spec, types[spec.type]) for spec in specs]
     if _emitted_in_one_statement(stored, routes):
         return stored
@@ -116,54 +115,6 @@ def _as_spec(item: EventSpec | Mapping[str, Any]) -> EventSpec:
     if unknown:
         raise EmitError(f"Unknown event fields: {', '.join(sorted(unknown))}")
     return EventSpec(**item)
-
-
-def _types_and_routes(names: set[str]) -> tuple[dict[str, EventType], dict[int, list[Route]]]:
-    """The named event types (all active, or UnknownEventType) and their enabled routes by type id.
-
-    One query when every type has an enabled route (the usual case), two otherwise.
-    """
-    routes = _enabled_routes_of(names)
-    types = {route.event_type.name: route.event_type for route in routes}
-    if names - types.keys():
-        types.update(EventType.objects.filter(name__in=names - types.keys()).in_bulk(field_name="name"))
-    for name in sorted(names):
-        if name not in types:
-            raise UnknownEventType(f"Unknown event type {name!r}: create it in the admin first.")
-        if not types[name].active:
-            raise UnknownEventType(f"Event type {name!r} is inactive and accepts no events.")
-    by_type: dict[int, list[Route]] = {}
-    for route in routes:
-        by_type.setdefault(route.event_type_id, []).append(route)
-    return types, by_type
-
-
-def _enabled_routes_of(names: set[str]) -> list[Route]:
-    """Enabled routes of the named types, with their event types, by primary key."""
-    if not sqlbatch.supported():
-        routes = Route.objects.filter(event_type__name__in=names, enabled=True).select_related("event_type")
-        return list(routes.order_by("pk"))
-    # Every emit asks this: one prepared statement, rather than compiling and planning a join each time.
-    rows, _ = sqlbatch.execute(_enabled_routes_sql(), [sorted(names)], prepare=True)
-    routes = []
-    for row in rows:
-        route, rest = sqlbatch.instance_from_row(Route, row)
-        route.event_type, _ = sqlbatch.instance_from_row(EventType, rest)
-        routes.append(route)
-    return routes
-
-
-@functools.cache
-def _enabled_routes_sql() -> str:
-    qn = connection.ops.quote_name
-    route, event_type = Route._meta, EventType._meta
-    return (
-        f"SELECT {sqlbatch.columns(Route, 'r')}, {sqlbatch.columns(EventType, 't')} "
-        f"FROM {qn(route.db_table)} r JOIN {qn(event_type.db_table)} t "
-        f"ON t.{qn(event_type.pk.column)} = r.{qn(route.get_field('event_type').column)} "
-        f"WHERE r.{qn(route.get_field('enabled').column)} "
-        f"AND t.{qn(event_type.get_field('name').column)} = ANY(%s) ORDER BY r.{qn(route.pk.column)}"
-    )
 
 
 def _build_event(spec: EventSpec, event_type: EventType) -> Event:

@@ -93,7 +93,8 @@ def _update_rows_sql(model: type[models.Model], names: tuple[str, ...], using: s
     fields = [model._meta.get_field(name) for name in names]
     aliases = [f"v{i}" for i in range(len(fields))]
     assignments = ", ".join(f"{qn(f.column)} = v.{a}" for f, a in zip(fields, aliases, strict=True))
-    arrays = ", ".join(f"%s::{f.db_type(connection)}[]" for f in [pk.target_field if pk.is_relation else pk, *fields])
+    key = pk.target_field if pk.is_relation else pk
+    arrays = ", ".join(f"%s::{f.db_type(connection)}[]" for f in [key, *fields])
     return (
         f"UPDATE {qn(model._meta.db_table)} t SET {assignments} "
         f"FROM unnest({arrays}) AS v(pk, {', '.join(aliases)}) WHERE t.{qn(pk.column)} = v.pk"

@@ -17,10 +17,11 @@ RABBITMQ_URL = os.environ.get("EVENTHUB_TEST_BROKER_URL", "amqp://guest:guest@12
 
 @pytest.fixture(autouse=True)
 def _no_stale_signal_hooks() -> Iterator[None]:
-    """Each test starts on an empty database: drop hooks an earlier test loaded, with no query."""
-    from eventhub import hook_table
+    """Each test starts on an empty database: drop hooks and routes an earlier test loaded, with no query."""
+    from eventhub import hook_table, route_table
 
     hook_table.reset()
+    route_table.invalidate()
     yield
 
 
