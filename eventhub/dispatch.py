@@ -67,6 +67,11 @@ def message_for(item: Outgoing) -> dramatiq.Message:
     )
 
 
+def sends_with_confirms() -> bool:
+    """Whether sends go to RabbitMQ and wait for its publisher confirms (not the embedded broker)."""
+    return isinstance(brokers.get_broker(), RabbitmqBroker)
+
+
 def send_deliveries(items: Sequence[Outgoing]) -> int:
     """Publish one message per delivery and mark the confirmed ones queued; returns how many.
 

@@ -13,11 +13,12 @@ from django.utils import timezone
 
 from eventhub import route_table, sqlbatch
 from eventhub.conf import eventhub_settings
-from eventhub.dispatch import Outgoing, send_deliveries
+from eventhub.dispatch import Outgoing
 from eventhub.errors import EmitError
 from eventhub.models import Delivery, Event, EventType, Route
 from eventhub.routing import match
 from eventhub.schemas import validate_data
+from eventhub.sender import send_after_commit
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +68,7 @@ def emit_many(events: Iterable[EventSpec | Mapping[str, Any]]) -> list[Event]:
         deliveries = _route(stored, routes)
         Delivery.objects.bulk_create([d for d, _ in deliveries])
         outgoing = [Outgoing.for_route(d.pk, route) for d, route in deliveries]
-        transaction.on_commit(partial(send_deliveries, outgoing))
+        transaction.on_commit(partial(send_after_commit, outgoing))
     return stored
 
 
@@ -83,7 +84,7 @@ def _emitted_in_one_statement(events: list[Event], routes: dict[int, list[Route]
     if not _fits_one_statement(events, pairs):
         return False
     _insert_together(events, pairs)
-    send_deliveries([Outgoing.for_route(d.pk, route) for d, route in pairs])
+    send_after_commit([Outgoing.for_route(d.pk, route) for d, route in pairs])
     return True
 
 

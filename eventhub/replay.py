@@ -20,9 +20,10 @@ from django.db import transaction
 from django.db.models import F, QuerySet
 from django.utils import timezone
 
-from eventhub.dispatch import Outgoing, send_deliveries
+from eventhub.dispatch import Outgoing
 from eventhub.models import Delivery, Event, Replay, Route
 from eventhub.routing import match
+from eventhub.sender import send_after_commit
 
 logger = logging.getLogger(__name__)
 
@@ -78,7 +79,7 @@ def replay_event(*, event: Event, user) -> list[Delivery]:
         record.deliveries.add(*[d for d, _ in pairs])
         _set_count(record, len(pairs))
         outgoing = [Outgoing.for_route(d.pk, r) for d, r in pairs]
-        transaction.on_commit(partial(send_deliveries, outgoing))
+        transaction.on_commit(partial(send_after_commit, outgoing))
     logger.info("%s replayed event %s through %d routes.", record.username, event.pk, len(pairs))
     return [d for d, _ in pairs]
 
@@ -190,6 +191,6 @@ def _resend(ids: Sequence[int], record: Replay) -> int:
         record.deliveries.add(*chosen)
         outgoing += [Outgoing.for_route(d.pk, d.route) for d in rows]
     _set_count(record, len(outgoing))
-    transaction.on_commit(partial(send_deliveries, outgoing))
+    transaction.on_commit(partial(send_after_commit, outgoing))
     logger.info("%s replayed %d deliveries (replay %s).", record.username, len(outgoing), record.pk)
     return len(outgoing)

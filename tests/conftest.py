@@ -28,8 +28,11 @@ def _no_stale_signal_hooks() -> Iterator[None]:
 @pytest.fixture
 def rabbitmq_broker() -> Iterator[dramatiq.Broker]:
     """eventhub switched to the real RabbitMQ broker (publisher confirms on) for one test."""
+    from eventhub import sender
+
     broker = brokers.setup(url=RABBITMQ_URL)
     yield broker
+    sender.flush()  # what the test emitted goes to this broker, not the next test's
     brokers.setup()
 
 

@@ -4,7 +4,7 @@ import pika
 import pytest
 from django.db import transaction
 
-from eventhub import emit, emit_many
+from eventhub import emit, emit_many, sender
 from eventhub.errors import EmitError, InvalidEventData, UnknownEventType
 from eventhub.models import Delivery, Event
 from tests import factories
@@ -99,7 +99,33 @@ def test_commit_sends_one_confirmed_message_per_delivery(rabbitmq_broker, queue_
         emit("order.paid", data={"order_id": 1})
         assert queue_depth(queue_name) == 0  # nothing leaves before commit
 
+    assert sender.flush()  # sent by the background sender, soon after the commit
     assert queue_depth(queue_name) == 2
+    assert set(Delivery.objects.values_list("status", flat=True)) == {"queued"}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_without_background_sending_emit_returns_after_the_confirm(rabbitmq_broker, queue_name, settings):
+    settings.EVENTHUB = {**settings.EVENTHUB, "SEND_IN_BACKGROUND": False}
+    paid = factories.event_type("order.paid")
+    factories.route(paid, "h", queue=queue_name)
+
+    emit("order.paid", data={"order_id": 1})
+
+    assert queue_depth(queue_name) == 1
+    assert list(Delivery.objects.values_list("status", flat=True)) == ["queued"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_many_single_emits_are_all_sent_by_the_background_sender(rabbitmq_broker, queue_name):
+    paid = factories.event_type("order.paid")
+    factories.route(paid, "h", queue=queue_name)
+
+    for i in range(200):
+        emit("order.paid", data={"order_id": i})
+
+    assert sender.flush()
+    assert queue_depth(queue_name) == 200
     assert set(Delivery.objects.values_list("status", flat=True)) == {"queued"}
 
 
@@ -112,6 +138,7 @@ def test_unreachable_broker_keeps_the_event_and_leaves_deliveries_pending(queue_
         paid = factories.event_type("order.paid")
         factories.route(paid, "h", queue=queue_name)
         event = emit("order.paid", data={"order_id": 1})
+        assert sender.flush()  # the background send has failed
     finally:
         brokers.setup()
     assert Event.objects.filter(pk=event.pk).exists()
@@ -129,6 +156,7 @@ def test_emit_outside_a_transaction_writes_everything_then_sends_confirmed(rabbi
         [{"type": "order.paid", "data": {"order_id": i}} for i in range(30)] + [{"type": "order.viewed"}]
     )
 
+    assert sender.flush()
     assert queue_depth(queue_name) == 60
     stored = Event.objects.in_bulk([e.pk for e in events])
     assert len(stored) == 31 and all(stored[e.pk].created_at for e in events)
