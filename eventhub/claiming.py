@@ -44,7 +44,8 @@ def claim_batch(requests: Sequence[ClaimRequest]) -> list[Delivery | None]:
     A delivery asked for twice in one batch (a redelivered message racing its
     original) is claimed for the first request only.
     """
-    first = list({r.delivery_id: r for r in reversed(requests)}.values())
+    # Rows are locked in id order, as every multi-row update of deliveries does: no deadlocks.
+    first = sorted({r.delivery_id: r for r in reversed(requests)}.values())
     params = [
         Delivery.Status.RUNNING,
         [r.delivery_id for r in first],

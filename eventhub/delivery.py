@@ -163,6 +163,7 @@ def write_outcomes(outcomes: Sequence[OutcomeWrite]) -> list[None]:
     Each item is ``(attempt, delivery_id, values of OUTCOME_FIELDS)``. The statement
     commits by itself (synchronously: this is the record that makes a delivery done).
     """
+    outcomes = sorted(outcomes, key=lambda outcome: outcome[1])  # lock in id order (see claiming)
     sqlbatch.execute_together(
         [
             sqlbatch.insert_rows(Attempt, [attempt for attempt, _, _ in outcomes]),

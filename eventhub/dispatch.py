@@ -175,7 +175,8 @@ def _update_pending_to_queued(delivery_ids: list[int]) -> None:
         return
     # Bookkeeping the relay repairs (a lost mark means one more send, which the worker's
     # idempotent claim absorbs): commit it without waiting for the disk; see eventhub.durability.
-    params = (Delivery.Status.QUEUED, timezone.now(), delivery_ids, Delivery.Status.PENDING)
+    # Sorted: rows are locked in id order, as the worker's claims lock them (no deadlocks).
+    params = (Delivery.Status.QUEUED, timezone.now(), sorted(delivery_ids), Delivery.Status.PENDING)
     durability.execute_relaxed_update((_mark_queued_sql(), params), prepare=True)
 
 
