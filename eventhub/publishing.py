@@ -22,9 +22,6 @@ from eventhub.sender import send_after_commit
 
 logger = logging.getLogger(__name__)
 
-MAX_STATEMENT_PARAMS = 30_000
-
-
 @dataclass(frozen=True)
 class EventSpec:
     """One event to emit, for :func:`emit_many`."""
@@ -81,29 +78,24 @@ def _emitted_in_one_statement(events: list[Event], routes: dict[int, list[Route]
     if not sqlbatch.supported() or transaction.get_connection().in_atomic_block:
         return False
     pairs = _route(events, routes)
-    if not _fits_one_statement(events, pairs):
-        return False
     _insert_together(events, pairs)
     send_after_commit([Outgoing.for_route(d.pk, route) for d, route in pairs])
     return True
 
 
-def _fits_one_statement(events: list[Event], pairs: list[tuple[Delivery, Route]]) -> bool:
-    # PostgreSQL takes at most 65535 parameters per statement; bulk_create batches beyond that.
-    params = len(events) * len(Event._meta.concrete_fields) + len(pairs) * len(Delivery._meta.concrete_fields)
-    return params <= MAX_STATEMENT_PARAMS
-
-
 def _insert_together(events: list[Event], pairs: list[tuple[Delivery, Route]]) -> None:
-    statements = [sqlbatch.insert(Event, events)]
+    statements = [sqlbatch.insert_rows(Event, events)]
     if pairs:
-        statements.append(sqlbatch.insert(Delivery, [d for d, _ in pairs], returning_pk=True))
-    # A single event's statement has the same SQL every time: worth preparing once per connection.
-    rows = sqlbatch.execute_together(statements, prepare=len(events) == 1)
+        deliveries = [d for d, _ in pairs]
+        statements.append(sqlbatch.insert_rows(Delivery, deliveries, returning=("id", "event", "route")))
+    # The same SQL for any number of events: prepared once per connection.
+    rows = sqlbatch.execute_together(statements, prepare=True)
     for event in events:
         event._state.adding, event._state.db = False, DEFAULT_DB_ALIAS
-    for (delivery, _), (pk,) in zip(pairs, rows if pairs else [], strict=True):
-        delivery.pk = pk
+    # One delivery per event and route: that pair names the row each id belongs to.
+    ids = {(event_id, route_id): pk for pk, event_id, route_id in rows} if pairs else {}
+    for delivery, route in pairs:
+        delivery.pk = ids[(delivery.event_id, route.pk)]
         delivery._state.adding, delivery._state.db = False, DEFAULT_DB_ALIAS
 
 

@@ -1,8 +1,10 @@
-"""Several writes in one round trip: PostgreSQL data-modifying CTEs built from Django's own SQL.
+"""Several writes in one round trip: PostgreSQL data-modifying CTEs over array parameters.
 
-``INSERT`` and ``UPDATE`` statements compiled by Django (so field conversion,
-``auto_now_add`` and table names stay Django's) are joined into one statement:
-``WITH w0 AS (<write>), w1 AS (<write>) <last write>``. One statement is one
+Multi-row ``INSERT`` and ``UPDATE`` statements take one array per column and
+``unnest`` them, so their SQL does not depend on the number of rows and is
+prepared once; values go through Django's own field conversion (``pre_save``,
+``get_db_prep_save``), and table and column names come from the models. They are
+joined into one statement: ``WITH w0 AS (<write>), w1 AS (<write>) <last write>``. One statement is one
 implicit transaction, so the writes are all-or-nothing without BEGIN/COMMIT
 round trips. Foreign keys between them are checked at the end of the statement.
 """
@@ -13,7 +15,6 @@ from typing import Any
 
 import psycopg
 from django.db import DEFAULT_DB_ALIAS, connections, models
-from django.db.models.sql import InsertQuery, UpdateQuery
 
 Statement = tuple[str, tuple[Any, ...]]
 NEVER_BY_COUNT = 2**31 - 1
@@ -24,46 +25,36 @@ def supported(using: str = DEFAULT_DB_ALIAS) -> bool:
     return connections[using].vendor == "postgresql"
 
 
-def insert(
+def insert_rows(
     model: type[models.Model],
     objs: Sequence[models.Model],
     *,
-    returning_pk: bool = False,
+    returning: Sequence[str] = (),
     using: str = DEFAULT_DB_ALIAS,
-) -> Statement:
-    """Django's multi-row INSERT of ``objs`` (auto primary keys left to the database)."""
-    fields = _insertable_fields(model)
-    query = InsertQuery(model)
-    query.insert_values(fields, objs)
-    compiler = query.get_compiler(using=using)
-    if returning_pk:
-        compiler.returning_fields = [model._meta.pk]
-    ((sql, params),) = compiler.as_sql()
-    return sql, tuple(params)
-
-
-def insert_rows(
-    model: type[models.Model], objs: Sequence[models.Model], *, using: str = DEFAULT_DB_ALIAS
 ) -> Statement:
     """INSERT ``objs`` with one array parameter per column (PostgreSQL ``unnest``).
 
     The SQL is the same for any number of rows, so it is prepared once however
-    many rows each call writes.
+    many rows each call writes. ``returning`` names columns to return; match the
+    returned rows to ``objs`` by their values, not by their order.
     """
     connection = connections[using]
     fields = _insertable_fields(model)
     params = tuple([f.get_db_prep_save(f.pre_save(obj, True), connection) for obj in objs] for f in fields)
-    return _insert_rows_sql(model, using), params
+    return _insert_rows_sql(model, tuple(returning), using), params
 
 
 @functools.cache
-def _insert_rows_sql(model: type[models.Model], using: str) -> str:
+def _insert_rows_sql(model: type[models.Model], returning: tuple[str, ...], using: str) -> str:
     connection = connections[using]
     qn = connection.ops.quote_name
     fields = _insertable_fields(model)
     columns = ", ".join(qn(f.column) for f in fields)
     arrays = ", ".join(f"%s::{f.db_type(connection)}[]" for f in fields)
-    return f"INSERT INTO {qn(model._meta.db_table)} ({columns}) SELECT * FROM unnest({arrays})"
+    sql = f"INSERT INTO {qn(model._meta.db_table)} ({columns}) SELECT * FROM unnest({arrays})"
+    if returning:
+        sql += " RETURNING " + ", ".join(qn(model._meta.get_field(name).column) for name in returning)
+    return sql
 
 
 def update_rows(
@@ -103,17 +94,6 @@ def _update_rows_sql(model: type[models.Model], names: tuple[str, ...], using: s
 
 def _insertable_fields(model: type[models.Model]) -> list[models.Field]:
     return [f for f in model._meta.concrete_fields if not (f.primary_key and f.db_returning)]
-
-
-def update(
-    model: type[models.Model], values: dict[str, Any], where: models.Q, *, using: str = DEFAULT_DB_ALIAS
-) -> Statement:
-    """Django's UPDATE of the ``model`` rows matching ``where``, setting ``values`` (expressions allowed)."""
-    query = UpdateQuery(model)
-    query.add_update_values(values)
-    query.add_q(where)
-    sql, params = query.get_compiler(using=using).as_sql()
-    return sql, tuple(params)
 
 
 def execute_together(

@@ -28,7 +28,7 @@ def test_writes_in_one_statement_land_together_with_djangos_conversions(prepare)
     delivery = Delivery(event=event, route=route, created_at=timezone.now())
 
     rows = sqlbatch.execute_together(
-        [sqlbatch.insert(Event, [event]), sqlbatch.insert(Delivery, [delivery], returning_pk=True)],
+        [sqlbatch.insert_rows(Event, [event]), sqlbatch.insert_rows(Delivery, [delivery], returning=["id"])],
         prepare=prepare,
     )
 
@@ -44,7 +44,7 @@ def test_a_failing_write_undoes_the_others_and_raises_djangos_error(prepare):
     orphan = Delivery(event_id=uuid.uuid4(), route=factories.route(paid, "h"), created_at=timezone.now())
     with pytest.raises(IntegrityError):
         sqlbatch.execute_together(
-            [sqlbatch.insert(Event, [event]), sqlbatch.insert(Delivery, [orphan])], prepare=prepare
+            [sqlbatch.insert_rows(Event, [event]), sqlbatch.insert_rows(Delivery, [orphan])], prepare=prepare
         )
     assert not Event.objects.filter(pk=event.pk).exists()
 
