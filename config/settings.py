@@ -102,6 +102,7 @@ EVENTHUB = {
     "DEFAULT_SOURCE": env("EVENTHUB_SOURCE", default="/eventhub"),
     # Signal hooks edited in the admin reach every running process within this many seconds.
     "HOOKS_REFRESH_SECONDS": env.float("EVENTHUB_HOOKS_REFRESH_SECONDS", default=3),
+    "ROUTES_REFRESH_SECONDS": env.float("EVENTHUB_ROUTES_REFRESH_SECONDS", default=1),
     # The outbox relay: grace period before a pending delivery is sent again, and its pace.
     "RELAY_AFTER_SECONDS": env.float("EVENTHUB_RELAY_AFTER_SECONDS", default=30),
     "RELAY_INTERVAL_SECONDS": env.float("EVENTHUB_RELAY_INTERVAL_SECONDS", default=10),
