@@ -79,25 +79,16 @@ def send_deliveries(items: Sequence[Outgoing]) -> int:
     (see eventhub.publisher). Never raises: a delivery whose send fails or is not
     confirmed stays pending for the relay.
     """
-    sent = publish(items)
-    mark_queued(sent)
-    return len(sent)
-
-
-def publish(items: Sequence[Outgoing]) -> list[int]:
-    """Publish one message per delivery; returns the ids whose messages the broker confirmed.
-
-    Never raises; marking them queued is the caller's (see send_deliveries).
-    """
     if not items:
-        return []
+        return 0
     broker = brokers.get_broker()
     if isinstance(broker, RabbitmqBroker):
         sent = _publish_confirmed(broker, items)
     else:
         sent = _enqueue_each(broker, items)
+    mark_queued(sent)
     brokers.ensure_embedded_worker()
-    return sent
+    return len(sent)
 
 
 def _publish_confirmed(broker: RabbitmqBroker, items: Sequence[Outgoing]) -> list[int]:

@@ -10,13 +10,6 @@ thread per process and returns. The thread sends whatever has gathered
 meanwhile as one batch (one confirm wait, one mark), which also makes many
 single emits as cheap to send as one ``emit_many``.
 
-Marking the confirmed deliveries ``queued`` waits a few seconds
-(``MARK_AFTER_SECONDS``, well inside the relay's grace period): by then a worker
-has usually claimed them, and the update, which only touches deliveries still
-pending, writes nothing. Only a backlog's deliveries are marked. Should the
-process die before marking, the relay sends those again and the worker's
-idempotent claim absorbs the duplicate.
-
 At exit the process waits (up to ``SEND_FLUSH_SECONDS``) for what it handed
 over, so a short command such as ``manage.py emit`` delivers at once rather than
 through the relay. :func:`flush` does the same on demand (tests, before fork).
@@ -26,7 +19,6 @@ import atexit
 import logging
 import os
 import threading
-import time
 from collections import deque
 from collections.abc import Sequence
 
@@ -40,16 +32,13 @@ logger = logging.getLogger(__name__)
 # Deliveries waiting for the thread beyond this are left to the relay (the broker is down or slow).
 MAX_WAITING = 100_000
 BATCH = 5_000
-MARK_AFTER_SECONDS = 5.0
 
 
 class _Sender:
     def __init__(self) -> None:
         self.cond = threading.Condition(threading.Lock())
         self.waiting: deque[dispatch.Outgoing] = deque()
-        self.unmarked: deque[tuple[float, list[int]]] = deque()  # (when to mark, confirmed ids)
         self.in_flight = 0
-        self.flushing = 0
         self.thread: threading.Thread | None = None
         self.pid = 0
         self.dropped = 0
@@ -74,45 +63,23 @@ class _Sender:
         with self.cond:
             if self.pid != os.getpid():
                 return True  # the parent's queue is not ours to wait for
-            self.flushing += 1  # marks are due at once
-            self.cond.notify_all()
-            try:
-                return self.cond.wait_for(
-                    lambda: not self.waiting and not self.unmarked and not self.in_flight, timeout
-                )
-            finally:
-                self.flushing -= 1
+            return self.cond.wait_for(lambda: not self.waiting and not self.in_flight, timeout)
 
     def _start(self) -> None:
         # In a forked child the parent's queue and thread are gone: start afresh.
-        self.waiting, self.unmarked, self.in_flight, self.pid = deque(), deque(), 0, os.getpid()
+        self.waiting, self.in_flight, self.pid = deque(), 0, os.getpid()
         self.thread = threading.Thread(target=self._run, name="eventhub-sender", daemon=True)
         self.thread.start()
-
-    def _due(self) -> list[int]:
-        now = time.monotonic()
-        ids: list[int] = []
-        while self.unmarked and (self.flushing or self.unmarked[0][0] <= now):
-            ids.extend(self.unmarked.popleft()[1])
-        return ids
 
     def _run(self) -> None:
         while True:
             with self.cond:
-                while not self.waiting and not (self.unmarked and (self.flushing or self._wait_time() <= 0)):
-                    self.cond.wait(self._wait_time() if self.unmarked else None)
+                self.cond.wait_for(lambda: self.waiting)
                 count = min(len(self.waiting), BATCH)
                 batch = [self.waiting.popleft() for _ in range(count)]
-                due = self._due()
-                self.in_flight = count + len(due)
+                self.in_flight = count
             try:
-                if batch:
-                    sent = dispatch.publish(batch)  # never raises; what fails stays pending
-                    if sent:
-                        with self.cond:
-                            self.unmarked.append((time.monotonic() + MARK_AFTER_SECONDS, sent))
-                if due:
-                    dispatch.mark_queued(due)  # never raises
+                dispatch.send_deliveries(batch)  # never raises; what fails stays pending
             except Exception:  # noqa: BLE001 - the thread must outlive any one batch
                 logger.exception("Sending %d deliveries failed; they stay pending for the relay.", count)
             finally:
@@ -121,9 +88,6 @@ class _Sender:
                 with self.cond:
                     self.in_flight = 0
                     self.cond.notify_all()
-
-    def _wait_time(self) -> float:
-        return self.unmarked[0][0] - time.monotonic()
 
 
 _sender = _Sender()
