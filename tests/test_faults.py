@@ -20,7 +20,7 @@ import pytest
 from django.contrib.auth.models import Permission, User
 
 from eventhub import broker as brokers
-from eventhub import emit, emit_many
+from eventhub import emit, emit_many, sender
 from eventhub.delivery import INTERRUPTED
 from eventhub.models import Attempt, Delivery, Event, Replay
 from eventhub.relay import relay_once
@@ -125,8 +125,10 @@ def test_a_broker_cut_while_emitting_30_events_all_30_delivered_once_by_the_rela
         factories.route(factories.event_type("fault.cut"), "testapp.record", queue=queue_name)
         worker_process()  # consumes from RabbitMQ directly; only this process's publishing is cut
         before = [emit("fault.cut", data={"n": n}) for n in range(10)]
+        assert sender.flush()  # the background sender has sent these before the cut
         proxy.cut()
         during = [emit("fault.cut", data={"n": n}) for n in range(10, 30)]  # no exception reaches the caller
+        assert sender.flush()  # ... and has failed to send these
         assert status_counts(during) == {"pending": 20}
         proxy.restore()
 
