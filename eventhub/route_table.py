@@ -61,12 +61,13 @@ def current() -> RouteTable:
     table = _cache.table
     if table is not None and time.monotonic() - _cache.loaded_at < eventhub_settings.ROUTES_REFRESH_SECONDS:
         return table
+    return _read()
+
+
+def _read() -> RouteTable:
+    """Read the table; keep it only when read outside a transaction (from committed rows)."""
     if connection.in_atomic_block:
         return load()
-    return _reload()
-
-
-def _reload() -> RouteTable:
     started = time.monotonic()
     table = load()
     with _cache.lock:
@@ -91,11 +92,7 @@ def types_and_routes(names: Iterable[str]) -> tuple[dict[str, EventType], dict[i
 def route(route_id: int) -> Route | None:
     """Route ``route_id`` (enabled or not), reloading once when this process has not seen it yet."""
     found = current().routes.get(route_id)
-    if found is None and not connection.in_atomic_block:
-        found = _reload().routes.get(route_id)
-    elif found is None:
-        found = load().routes.get(route_id)
-    return found
+    return found if found is not None else _read().routes.get(route_id)
 
 
 def connect_invalidation() -> None:
