@@ -8,9 +8,15 @@ everyone's pending requests as one batch (one statement, one commit) on its own
 connection, then hands each thread its own result. A thread alone, as when the
 worker is idle, runs its request at once: batching costs latency only when there
 is a queue to batch.
+
+Under load, a leader may ``linger`` a moment before taking the pending requests:
+when its previous batch held several requests, other threads are evidently
+submitting, and waiting a fraction of a millisecond for them makes fewer, larger
+batches: less work per request for both the process and the database.
 """
 
 import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import Generic, TypeVar
 
@@ -38,13 +44,23 @@ class Combiner(Generic[Request, Result]):
     """Runs ``run_batch`` over the requests threads submit concurrently, at most ``max_batch`` at a time.
 
     ``run_batch`` takes a list of requests and returns one result per request, in
-    order. When a batch fails, each of its requests is run again alone, so one bad
-    request fails only its own thread.
+    order. ``linger`` (seconds) is how long a leader waits for more requests before
+    a batch, only while batches hold more than one request. When a batch fails,
+    each of its requests is run again alone, so one bad request fails only its own
+    thread.
     """
 
-    def __init__(self, run_batch: Callable[[Sequence[Request]], Sequence[Result]], *, max_batch: int = 64):
+    def __init__(
+        self,
+        run_batch: Callable[[Sequence[Request]], Sequence[Result]],
+        *,
+        max_batch: int = 64,
+        linger: float = 0.0,
+    ):
         self.run_batch = run_batch
         self.max_batch = max_batch
+        self.linger = linger
+        self._last_batch = 0
         self._lock = threading.Lock()
         self._pending: list[_Slot] = []
         self._leading = False
@@ -68,9 +84,12 @@ class Combiner(Generic[Request, Result]):
         successor = None
         try:
             while not own.done:
+                if self.linger and self._last_batch > 1 and len(self._pending) < self.max_batch:
+                    time.sleep(self.linger)
                 with self._lock:
                     batch = self._pending[: self.max_batch]
                     del self._pending[: self.max_batch]
+                self._last_batch = len(batch)
                 self._run(batch)
                 for slot in batch:
                     if slot is not own:

@@ -11,7 +11,6 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -20,9 +19,7 @@ from django.db.models import F
 from django.utils import timezone
 from dramatiq.middleware.time_limit import TimeLimitExceeded
 
-from eventhub import durability, sqlbatch
-from eventhub.claiming import claim_unstarted
-from eventhub.combining import Combiner
+from eventhub import durability, sqlbatch, worker_writes
 from eventhub.destinations import PermanentError, sender_for
 from eventhub.durability import relax_current_transaction
 from eventhub.models import Attempt, Delivery
@@ -62,8 +59,8 @@ def claim(delivery_id: int, *, worker: str) -> Delivery | None:
     that kills its worker can't loop forever.
     """
     now = timezone.now()
-    if durability.can_relax():  # the usual case in one round trip; see eventhub.claiming
-        delivery = claim_unstarted(delivery_id, worker=worker, now=now)
+    if durability.can_relax():  # the usual case in one round trip; see eventhub.worker_writes
+        delivery = worker_writes.claim_unstarted(delivery_id, worker=worker, now=now)
         if delivery is not None:
             return delivery
     with transaction.atomic():
@@ -153,31 +150,6 @@ def deliver(delivery_id: int, *, worker: str | None = None) -> Outcome | None:
     return outcome
 
 
-OUTCOME_FIELDS = ("status", "finished_at", "duration_ms", "last_error")
-OutcomeWrite = tuple[Attempt, int, tuple]
-
-
-def write_outcomes(outcomes: Sequence[OutcomeWrite]) -> list[None]:
-    """Insert the attempts and update their deliveries' outcome fields, all in one statement (PostgreSQL).
-
-    Each item is ``(attempt, delivery_id, values of OUTCOME_FIELDS)``. The statement
-    commits by itself (synchronously: this is the record that makes a delivery done).
-    """
-    outcomes = sorted(outcomes, key=lambda outcome: outcome[1])  # lock in id order (see claiming)
-    sqlbatch.execute_together(
-        [
-            sqlbatch.insert_rows(Attempt, [attempt for attempt, _, _ in outcomes]),
-            sqlbatch.update_rows(Delivery, OUTCOME_FIELDS, [(pk, values) for _, pk, values in outcomes]),
-        ],
-        prepare=True,
-    )
-    return [None] * len(outcomes)
-
-
-# A worker's threads record their outcomes together: one statement and one commit for all of them.
-_outcomes: Combiner[OutcomeWrite, None] = Combiner(write_outcomes)
-
-
 def _log_skipped(delivery_id: int) -> None:
     status = Delivery.objects.filter(pk=delivery_id).values_list("status", flat=True).first()
     if status is None:
@@ -209,15 +181,16 @@ def record_outcome(
         succeeded=not error,
         error=error,
     )
-    changes = (status, finished, duration_ms, error)
-    if durability.can_relax():  # PostgreSQL, autocommit: together with other threads' outcomes
-        _outcomes.submit((attempt, delivery.pk, changes))
-    elif sqlbatch.supported():  # inside the caller's transaction: the same statement, alone
-        write_outcomes([(attempt, delivery.pk, changes)])
+    if sqlbatch.supported():  # one statement, with other threads' writes when outside a transaction
+        worker_writes.record_outcome(
+            worker_writes.OutcomeRequest(attempt, delivery.pk, status, finished, duration_ms, error)
+        )
     else:
         with transaction.atomic():
             attempt.save()
-            Delivery.objects.filter(pk=delivery.pk).update(**dict(zip(OUTCOME_FIELDS, changes, strict=True)))
+            Delivery.objects.filter(pk=delivery.pk).update(
+                status=status, finished_at=finished, duration_ms=duration_ms, last_error=error
+            )
     if error:
         logger.warning(
             "Delivery %s attempt %s failed (%s): %s", delivery.pk, delivery.attempts, status, error

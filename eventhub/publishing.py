@@ -22,6 +22,7 @@ from eventhub.sender import send_after_commit
 
 logger = logging.getLogger(__name__)
 
+
 @dataclass(frozen=True)
 class EventSpec:
     """One event to emit, for :func:`emit_many`."""

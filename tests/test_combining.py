@@ -63,3 +63,33 @@ def test_a_wrong_number_of_results_is_an_error_not_a_mix_up():
     combiner = Combiner(lambda requests: [])
     with pytest.raises(RuntimeError, match="0 results for 1 requests"):
         combiner.submit("x")
+
+
+def test_under_load_a_leader_lingers_for_requests_that_are_on_their_way():
+    batches = []
+
+    def run(requests):
+        batches.append(sorted(requests))
+        if requests == ["a"]:
+            time.sleep(0.1)  # b and c queue up behind it: the combiner is under load
+        return requests
+
+    combiner = Combiner(run, linger=0.3)
+    with ThreadPoolExecutor(4) as pool:
+        first = pool.submit(combiner.submit, "a")
+        time.sleep(0.03)
+        queued = [pool.submit(combiner.submit, r) for r in "bc"]
+        [f.result() for f in [first, *queued]]
+        late = pool.submit(combiner.submit, "d")
+        time.sleep(0.05)  # arrives while d's leader lingers
+        later = pool.submit(combiner.submit, "e")
+        assert (late.result(), later.result()) == ("d", "e")
+
+    assert batches == [["a"], ["b", "c"], ["d", "e"]]
+
+
+def test_a_lone_request_never_lingers():
+    combiner = Combiner(lambda requests: requests, linger=5.0)
+    started = time.monotonic()
+    assert [combiner.submit(r) for r in "xyz"] == ["x", "y", "z"]
+    assert time.monotonic() - started < 1.0

@@ -1,4 +1,4 @@
-"""The one-statement claim: what it loads, and which deliveries it leaves to the full claim."""
+"""The worker's one-statement writes: what a claim loads and leaves alone; outcomes beside claims."""
 
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -7,8 +7,8 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from eventhub.claiming import ClaimRequest, claim_batch, claim_unstarted
-from eventhub.models import Delivery, Event, EventType
+from eventhub.models import Attempt, Delivery, Event, EventType
+from eventhub.worker_writes import ClaimRequest, OutcomeRequest, claim_unstarted, write_batch
 from tests import factories
 
 pytestmark = [
@@ -73,7 +73,7 @@ def test_one_statement_claims_several_deliveries_and_a_duplicate_only_once():
         ClaimRequest(first.pk, "w/4", now),
     ]
 
-    claimed = claim_batch(requests)
+    claimed = write_batch(requests)
 
     assert [d.pk if d else None for d in claimed] == [first.pk, None, second.pk, None]
     assert [d.worker for d in claimed if d] == ["w/1", "w/3"]
@@ -99,3 +99,89 @@ def test_threads_claiming_at_once_each_get_their_own_delivery():
     assert [d.pk for d in claimed] == [d.pk for d in deliveries]
     assert [d.worker for d in claimed] == [f"w/{d.pk}" for d in deliveries]
     assert set(Delivery.objects.values_list("status", flat=True)) == {"running"}
+
+
+def outcome_for(delivery: Delivery, status: str, error: str = "") -> OutcomeRequest:
+    now = timezone.now()
+    attempt = Attempt(
+        delivery_id=delivery.pk,
+        number=1,
+        started_at=now,
+        finished_at=now,
+        duration_ms=2.5,
+        worker="w/1",
+        succeeded=not error,
+        error=error,
+    )
+    return OutcomeRequest(attempt, delivery.pk, status, now, 2.5, error)
+
+
+def test_claims_and_outcomes_in_one_statement_each_change_only_their_own_columns():
+    running, failing, queued = delivery_with("queued"), delivery_with("queued"), delivery_with("queued")
+    started = timezone.now()
+    write_batch([ClaimRequest(running.pk, "w/1", started), ClaimRequest(failing.pk, "w/1", started)])
+    done, retry = outcome_for(running, "succeeded"), outcome_for(failing, "retrying", "ValueError: no")
+
+    results = write_batch([done, ClaimRequest(queued.pk, "w/2", started), retry])
+
+    assert [r.pk if r else None for r in results] == [None, queued.pk, None]
+    rows = {d.pk: d for d in Delivery.objects.all()}
+    assert (rows[running.pk].status, rows[running.pk].attempts, rows[running.pk].worker) == (
+        "succeeded",
+        1,
+        "w/1",
+    )
+    assert rows[running.pk].started_at == started and rows[running.pk].finished_at == done.finished_at
+    assert (rows[failing.pk].status, rows[failing.pk].last_error, rows[failing.pk].duration_ms) == (
+        "retrying",
+        "ValueError: no",
+        2.5,
+    )
+    assert (rows[queued.pk].status, rows[queued.pk].attempts, rows[queued.pk].finished_at) == (
+        "running",
+        1,
+        None,
+    )
+    assert sorted(Attempt.objects.values_list("delivery_id", "succeeded")) == [
+        (running.pk, True),
+        (failing.pk, False),
+    ]
+
+
+def test_a_duplicate_claim_beside_its_deliverys_outcome_gets_nothing():
+    delivery = delivery_with("queued")
+    write_batch([ClaimRequest(delivery.pk, "w/1", timezone.now())])
+
+    results = write_batch(
+        [ClaimRequest(delivery.pk, "w/2", timezone.now()), outcome_for(delivery, "succeeded")]
+    )
+
+    assert results == [None, None]
+    row = Delivery.objects.get(pk=delivery.pk)
+    assert (row.status, row.attempts, row.worker) == ("succeeded", 1, "w/1")
+
+
+def test_a_batch_of_claims_commits_without_waiting_for_the_disk_and_one_with_an_outcome_waits():
+    first, second = delivery_with("queued"), delivery_with("queued")
+
+    # A raw BEGIN (unknown to Django) keeps the setting the statement made visible to SHOW.
+    def commit_setting(requests):
+        with connection.cursor() as cursor:
+            cursor.execute("BEGIN")
+            try:
+                write_batch(requests)
+                cursor.execute("SHOW synchronous_commit")
+                return cursor.fetchone()[0]
+            finally:
+                cursor.execute("ROLLBACK")
+
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW synchronous_commit")
+        default = cursor.fetchone()[0]
+    write_batch([ClaimRequest(second.pk, "w/1", timezone.now())])
+
+    assert commit_setting([ClaimRequest(first.pk, "w/1", timezone.now())]) == "off"
+    assert (
+        commit_setting([ClaimRequest(first.pk, "w/1", timezone.now()), outcome_for(second, "succeeded")])
+        == default
+    )
