@@ -1,16 +1,16 @@
-"""eventhub phases: emit one at a time and in batches, drain end to end, latency at a fixed rate."""
+"""eventhub phases: emit one at a time (then drain) and in batches (end to end), latency at a fixed rate."""
 
 import time
 from datetime import datetime
 from pathlib import Path
 
-from django.db.models import Max
+from django.db.models import Max, Min
 from django.utils import timezone
 
 from bench import pacing, recorder, services, stats
 from bench.upkeep import AutovacuumStandIn
 from eventhub import broker as brokers
-from eventhub import emit, emit_many
+from eventhub import emit, emit_many, sender
 from eventhub.models import Delivery, EventType, Route
 
 NOOP, LATENCY = "bench.noop", "bench.latency"
@@ -29,18 +29,24 @@ def run(
     out_dir: str,
     log: Path,
 ) -> dict:
-    """All eventhub phases against workers started once for ``queue``."""
+    """All eventhub phases; the workers start after the first, as raw Dramatiq's do after its sends."""
     routes = {name: _route(name, queue) for name in (NOOP, LATENCY)}
     route_ids = [r.pk for r in routes.values()]
     services.clear_bench_rows(route_ids)
     brokers.get_broker().declare_queue(queue, ensure=True)
-    workers = services.eventhub_workers(queue, processes, threads, out_dir, log)
+    workers = None
     try:
-        workers.wait_consuming(queue, processes)
         result = {"load_before": stats.load()}
         with AutovacuumStandIn() as upkeep:
             result["autovacuum_stand_in"] = upkeep.active
-            result["single"] = _throughput(routes[NOOP], n_single, 1, workers)
+            # Like raw Dramatiq's send phase: no worker running while emitting.
+            result["single"] = {"count": n_single, "batch": 1, "emit": _emit(n_single, 1)}
+            workers = services.eventhub_workers(queue, processes, threads, out_dir, log)
+            workers.wait_consuming(queue, processes)
+            result["single"]["drain"] = _drain(routes[NOOP], n_single, workers)
+            services.clear_bench_rows(route_ids)
+            # As in production: emitting while the workers drain, on the same cores.
+            result["single_busy"] = _throughput(routes[NOOP], n_single, 1, workers)
             services.clear_bench_rows(route_ids)
             result["batched"] = _throughput(routes[NOOP], n, batch, workers)
             services.clear_bench_rows(route_ids)
@@ -48,7 +54,8 @@ def run(
         result["load_after"] = stats.load()
         return result
     finally:
-        workers.stop()
+        if workers is not None:
+            workers.stop()
         services.clear_bench_rows(route_ids)
 
 
@@ -70,9 +77,12 @@ def _route(name: str, queue: str) -> Route:
     return route
 
 
-def _throughput(route: Route, n: int, batch: int, workers: services.Workers) -> dict:
-    """Emit ``n`` events (``batch`` per emit_many call; 1 means emit() each in its own transaction)."""
-    started_at = timezone.now()
+def _emit(n: int, batch: int) -> dict:
+    """Emit ``n`` events (``batch`` per emit_many call; 1 means emit() each in its own transaction).
+
+    Timed until the last message is confirmed by RabbitMQ, as raw Dramatiq's confirmed
+    sends are: emit() returns after its commit and sends in the background.
+    """
     started = time.monotonic()
     if batch == 1:
         for i in range(n):
@@ -80,15 +90,32 @@ def _throughput(route: Route, n: int, batch: int, workers: services.Workers) -> 
     else:
         for first in range(0, n, batch):
             emit_many([{"type": NOOP, "data": {"i": i}} for i in range(first, min(first + batch, n))])
-    emit_s = time.monotonic() - started
+    if not sender.flush(timeout=60):
+        raise RuntimeError("the background sender did not send every emitted event within 60 s")
+    seconds = time.monotonic() - started
+    return {"seconds": seconds, "rate": stats.rate(n, seconds)}
+
+
+def _throughput(route: Route, n: int, batch: int, workers: services.Workers) -> dict:
+    """Emit ``n`` events with the workers running; the emit rate and the end-to-end rate."""
+    started_at = timezone.now()
+    emitted = _emit(n, batch)
     finished = _wait_succeeded(route, n, workers)
     e2e_s = (finished - started_at).total_seconds()
     return {
         "count": n,
         "batch": batch,
-        "emit": {"seconds": emit_s, "rate": stats.rate(n, emit_s)},
+        "emit": emitted,
         "end_to_end": {"seconds": e2e_s, "rate": stats.rate(n, e2e_s)},
     }
+
+
+def _drain(route: Route, n: int, workers: services.Workers) -> dict:
+    """Workers started on a full queue: from the first delivery started to the last one recorded."""
+    finished = _wait_succeeded(route, n, workers)
+    first = Delivery.objects.filter(route=route).aggregate(first=Min("started_at"))["first"]
+    seconds = (finished - first).total_seconds()
+    return {"seconds": seconds, "rate": stats.rate(n, seconds)}
 
 
 def _wait_succeeded(route: Route, n: int, workers: services.Workers) -> datetime:

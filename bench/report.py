@@ -6,13 +6,25 @@ from pathlib import Path
 
 ROWS = [
     # label, unit, raw value path, eventhub value path
-    ("send / emit, one at a time", "msg/s", ("raw", "send", "rate"), ("eventhub", "single", "emit", "rate")),
+    (
+        "send / emit, one at a time, no worker running",
+        "msg/s",
+        ("raw", "send", "rate"),
+        ("eventhub", "single", "emit", "rate"),
+    ),
+    (
+        "send / emit, one at a time, workers draining",
+        "msg/s",
+        ("raw", "send", "rate"),
+        ("eventhub", "single_busy", "emit", "rate"),
+    ),
     ("send / emit, batched", "msg/s", ("raw", "send", "rate"), ("eventhub", "batched", "emit", "rate")),
+    ("drain of a full queue", "msg/s", ("raw", "drain", "rate"), ("eventhub", "single", "drain", "rate")),
     (
         "drain / end to end, one at a time",
         "msg/s",
         ("raw", "drain", "rate"),
-        ("eventhub", "single", "end_to_end", "rate"),
+        ("eventhub", "single_busy", "end_to_end", "rate"),
     ),
     (
         "drain / end to end, batched",
@@ -73,7 +85,7 @@ def targets(results: dict) -> list[dict]:
             "met": bool(send) and batched / send >= 1.0,
         },
         {
-            "target": "one-at-a-time emit / raw confirmed send >= 0.5",
+            "target": "one-at-a-time emit (no worker running, as raw send) / raw confirmed send >= 0.5",
             "value": single / send if send else math.nan,
             "met": bool(send) and single / send >= 0.5,
         },
