@@ -7,6 +7,7 @@ tools can switch brokers at run time with ``setup(url=...)``.
 
 import logging
 import threading
+import time
 from collections.abc import Iterable
 
 import dramatiq
@@ -28,14 +29,24 @@ class DjangoConnections(Middleware):
     """Give each message a healthy database connection, and close them when workers stop.
 
     Worker threads are long-lived: without this, a connection dropped by PostgreSQL
-    would break every later message on that thread.
+    would break every later message on that thread. Connections are checked after
+    each message, and before one only when the thread has been idle (the server may
+    have dropped the connection meanwhile): back to back, that check would repeat the
+    one just made.
     """
 
+    IDLE_SECONDS = 1.0
+
+    def __init__(self) -> None:
+        self._last = threading.local()
+
     def before_process_message(self, broker, message):
-        close_old_connections()
+        if time.monotonic() - getattr(self._last, "checked", 0.0) > self.IDLE_SECONDS:
+            close_old_connections()
 
     def after_process_message(self, broker, message, *, result=None, exception=None):
         close_old_connections()
+        self._last.checked = time.monotonic()
 
     after_skip_message = after_process_message
 

@@ -171,23 +171,14 @@ def record_outcome(
         status = Delivery.Status.RETRYING
     finished = timezone.now()
     error = error[:ERROR_LIMIT]
-    attempt = Attempt(
-        delivery=delivery,
-        number=delivery.attempts,
-        started_at=started_at,
-        finished_at=finished,
-        duration_ms=duration_ms,
-        worker=worker,
-        succeeded=not error,
-        error=error,
+    outcome = worker_writes.OutcomeRequest(
+        delivery.pk, delivery.attempts, started_at, finished, duration_ms, worker, status, error
     )
     if sqlbatch.supported():  # one statement, with other threads' writes when outside a transaction
-        worker_writes.record_outcome(
-            worker_writes.OutcomeRequest(attempt, delivery.pk, status, finished, duration_ms, error)
-        )
+        worker_writes.record_outcome(outcome)
     else:
         with transaction.atomic():
-            attempt.save()
+            outcome.attempt().save()
             Delivery.objects.filter(pk=delivery.pk).update(
                 status=status, finished_at=finished, duration_ms=duration_ms, last_error=error
             )

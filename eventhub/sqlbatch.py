@@ -40,15 +40,35 @@ def insert_rows(
     """
     connection = connections[using]
     fields = _insertable_fields(model)
-    params = tuple([f.get_db_prep_save(f.pre_save(obj, True), connection) for obj in objs] for f in fields)
-    return _insert_rows_sql(model, tuple(returning), using), params
+    columns = [[f.get_db_prep_save(f.pre_save(obj, True), connection) for obj in objs] for f in fields]
+    return insert_columns(model, [f.name for f in fields], columns, returning=returning, using=using)
+
+
+def insert_columns(
+    model: type[models.Model],
+    names: Sequence[str],
+    columns: Sequence[Sequence[Any]],
+    *,
+    returning: Sequence[str] = (),
+    using: str = DEFAULT_DB_ALIAS,
+) -> Statement:
+    """Like insert_rows, from values given column by column: one list per field in ``names``.
+
+    The values must be ready for the database (as ``get_db_prep_save`` returns
+    them); fields left out take their database default, or NULL.
+    """
+    if len(names) != len(columns) or len({len(c) for c in columns}) > 1:
+        raise ValueError("insert_columns takes one list of values per name, all of the same length")
+    return _insert_rows_sql(model, tuple(names), tuple(returning), using), tuple(columns)
 
 
 @functools.cache
-def _insert_rows_sql(model: type[models.Model], returning: tuple[str, ...], using: str) -> str:
+def _insert_rows_sql(
+    model: type[models.Model], names: tuple[str, ...], returning: tuple[str, ...], using: str
+) -> str:
     connection = connections[using]
     qn = connection.ops.quote_name
-    fields = _insertable_fields(model)
+    fields = [model._meta.get_field(name) for name in names]
     columns = ", ".join(qn(f.column) for f in fields)
     arrays = ", ".join(f"%s::{f.db_type(connection)}[]" for f in fields)
     sql = f"INSERT INTO {qn(model._meta.db_table)} ({columns}) SELECT * FROM unnest({arrays})"

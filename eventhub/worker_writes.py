@@ -43,14 +43,45 @@ class ClaimRequest(NamedTuple):
 
 
 class OutcomeRequest(NamedTuple):
-    """Record ``attempt`` and set the delivery's outcome fields (Delivery.status etc.)."""
+    """Record attempt ``number`` of ``delivery_id`` and set the delivery's outcome (Delivery.status etc.)."""
 
-    attempt: Attempt
     delivery_id: int
-    status: str
+    number: int
+    started_at: datetime
     finished_at: datetime
     duration_ms: float
+    worker: str
+    status: str
     error: str
+
+    def attempt_values(self) -> tuple:
+        """The Attempt row, in ATTEMPT_COLUMNS order (no model instance on the worker's usual path)."""
+        return (
+            self.delivery_id,
+            self.number,
+            self.started_at,
+            self.finished_at,
+            self.duration_ms,
+            self.worker,
+            not self.error,
+            self.error,
+        )
+
+    def attempt(self) -> Attempt:
+        """The Attempt row as a model instance."""
+        return Attempt(**dict(zip(ATTEMPT_COLUMNS, self.attempt_values(), strict=True)))
+
+
+ATTEMPT_COLUMNS = (
+    "delivery_id",
+    "number",
+    "started_at",
+    "finished_at",
+    "duration_ms",
+    "worker",
+    "succeeded",
+    "error",
+)
 
 
 Write = ClaimRequest | OutcomeRequest
@@ -87,7 +118,7 @@ def write_batch(requests: Sequence[Write]) -> list[Delivery | None]:
             chosen[request.delivery_id] = request
     rows = [chosen[pk] for pk in sorted(chosen)]  # lock in id order
     outcomes = [r for r in rows if isinstance(r, OutcomeRequest)]
-    _, attempt_params = sqlbatch.insert_rows(Attempt, [o.attempt for o in outcomes])
+    _, attempt_params = _attempts_statement(outcomes)
     # A claim and an outcome fill different columns; the unused ones are NULL and left unchanged.
     claims = [isinstance(r, ClaimRequest) for r in rows]
     params = (
@@ -126,6 +157,12 @@ def write_batch(requests: Sequence[Write]) -> list[Delivery | None]:
 _writes: Combiner[Write, Delivery | None] = Combiner(write_batch, linger=0.0005)
 
 
+def _attempts_statement(outcomes: Sequence[OutcomeRequest]) -> sqlbatch.Statement:
+    rows = [o.attempt_values() for o in outcomes]
+    columns = [list(column) for column in zip(*rows, strict=True)] if rows else [[] for _ in ATTEMPT_COLUMNS]
+    return sqlbatch.insert_columns(Attempt, ATTEMPT_COLUMNS, columns)
+
+
 @functools.cache
 def _write_sql() -> str:
     qn = connection.ops.quote_name
@@ -137,7 +174,7 @@ def _write_sql() -> str:
     def typed(name: str) -> str:
         return f"%s::{d.get_field(name).db_type(connection)}[]"
 
-    attempts_sql, _ = sqlbatch.insert_rows(Attempt, [])
+    attempts_sql, _ = _attempts_statement([])
     keep_or = "CASE WHEN w.claim THEN {claim} ELSE {outcome} END"
     assignments = {
         "status": "w.status",

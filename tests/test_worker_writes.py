@@ -103,17 +103,7 @@ def test_threads_claiming_at_once_each_get_their_own_delivery():
 
 def outcome_for(delivery: Delivery, status: str, error: str = "") -> OutcomeRequest:
     now = timezone.now()
-    attempt = Attempt(
-        delivery_id=delivery.pk,
-        number=1,
-        started_at=now,
-        finished_at=now,
-        duration_ms=2.5,
-        worker="w/1",
-        succeeded=not error,
-        error=error,
-    )
-    return OutcomeRequest(attempt, delivery.pk, status, now, 2.5, error)
+    return OutcomeRequest(delivery.pk, 1, now, now, 2.5, "w/1", status, error)
 
 
 def test_claims_and_outcomes_in_one_statement_each_change_only_their_own_columns():
