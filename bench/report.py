@@ -4,53 +4,20 @@ import json
 import math
 from pathlib import Path
 
-ROWS = [
-    # label, unit, raw value path, eventhub value path
-    (
-        "send / emit, one at a time, no worker running",
-        "msg/s",
-        ("raw", "send", "rate"),
-        ("eventhub", "single", "emit", "rate"),
-    ),
-    (
-        "send / emit, one at a time, workers draining",
-        "msg/s",
-        ("raw", "send", "rate"),
-        ("eventhub", "single_busy", "emit", "rate"),
-    ),
-    ("send / emit, batched", "msg/s", ("raw", "send", "rate"), ("eventhub", "batched", "emit", "rate")),
-    ("drain of a full queue", "msg/s", ("raw", "drain", "rate"), ("eventhub", "single", "drain", "rate")),
-    (
-        "drain / end to end, one at a time",
-        "msg/s",
-        ("raw", "drain", "rate"),
-        ("eventhub", "single_busy", "end_to_end", "rate"),
-    ),
-    (
-        "drain / end to end, batched",
-        "msg/s",
-        ("raw", "drain", "rate"),
-        ("eventhub", "batched", "end_to_end", "rate"),
-    ),
+# label, unit, raw value path, eventhub value path (dotted keys into the results)
+_RATES = [
+    ("send / emit, one at a time, no worker running", "raw.send.rate", "eventhub.single.emit.rate"),
+    ("send / emit, one at a time, workers draining", "raw.send.rate", "eventhub.single_busy.emit.rate"),
+    ("send / emit, batched", "raw.send.rate", "eventhub.batched.emit.rate"),
+    ("drain of a full queue", "raw.drain.rate", "eventhub.single.drain.rate"),
+    ("drain / end to end, one at a time", "raw.drain.rate", "eventhub.single_busy.end_to_end.rate"),
+    ("drain / end to end, batched", "raw.drain.rate", "eventhub.batched.end_to_end.rate"),
 ]
-for _pct in ("p50", "p95", "p99"):
-    ROWS.append(
-        (
-            f"latency to handler start {_pct}",
-            "ms",
-            ("raw", "latency_start", f"{_pct}_ms"),
-            ("eventhub", "latency_start", f"{_pct}_ms"),
-        )
-    )
-for _pct in ("p50", "p95", "p99"):
-    ROWS.append(
-        (
-            f"latency to outcome recorded {_pct}",
-            "ms",
-            ("raw", "latency_done", f"{_pct}_ms"),
-            ("eventhub", "latency_done", f"{_pct}_ms"),
-        )
-    )
+ROWS = [(label, "msg/s", tuple(raw.split(".")), tuple(eh.split("."))) for label, raw, eh in _RATES]
+for _what, _key in (("handler start", "latency_start"), ("outcome recorded", "latency_done")):
+    for _pct in ("p50", "p95", "p99"):
+        _path = (_key, f"{_pct}_ms")
+        ROWS.append((f"latency to {_what} {_pct}", "ms", ("raw", *_path), ("eventhub", *_path)))
 
 
 def _get(results: dict, path: tuple[str, ...]) -> float:
