@@ -18,8 +18,8 @@ from eventhub.sqlbatch import Statement
 
 # Wrapped around a single UPDATE run outside a transaction (autocommit): set_config(..., true)
 # lasts until that statement's own implicit transaction commits, which is all it should touch.
-RELAXED_CTE = "WITH relaxed AS (SELECT set_config('synchronous_commit', 'off', true) AS ok) "
-RELAXED_CONDITION = " AND EXISTS (SELECT 1 FROM relaxed)"
+_RELAXED_CTE = "WITH relaxed AS (SELECT set_config('synchronous_commit', 'off', true) AS ok) "
+_RELAXED_CONDITION = " AND EXISTS (SELECT 1 FROM relaxed)"
 
 
 def can_relax(using: str = DEFAULT_DB_ALIAS) -> bool:
@@ -50,4 +50,4 @@ def execute_relaxed_update(
     sql, params = statement
     if not sql.startswith("UPDATE ") or " WHERE " not in sql or " RETURNING " in sql:
         raise ValueError("execute_relaxed_update takes one UPDATE ending in its WHERE clause")
-    return sqlbatch.execute(RELAXED_CTE + sql + RELAXED_CONDITION, params, prepare=prepare, using=using)[1]
+    return sqlbatch.execute(_RELAXED_CTE + sql + _RELAXED_CONDITION, params, prepare=prepare, using=using)[1]

@@ -1,10 +1,11 @@
 """Several writes in one round trip: PostgreSQL data-modifying CTEs over array parameters.
 
-Multi-row ``INSERT`` and ``UPDATE`` statements take one array per column and
-``unnest`` them, so their SQL does not depend on the number of rows and is
-prepared once; values go through Django's own field conversion (``pre_save``,
-``get_db_prep_save``), and table and column names come from the models. They are
-joined into one statement: ``WITH w0 AS (<write>), w1 AS (<write>) <last write>``. One statement is one
+Multi-row ``INSERT`` statements take one array per column and ``unnest`` them,
+so their SQL does not depend on the number of rows and is prepared once; values
+go through Django's own field conversion (``pre_save``, ``get_db_prep_save``), or
+come ready for the database (``insert_columns``), and table and column names come
+from the models. They are joined into one statement:
+``WITH w0 AS (<write>), w1 AS (<write>) <last write>``. One statement is one
 implicit transaction, so the writes are all-or-nothing without BEGIN/COMMIT
 round trips. Foreign keys between them are checked at the end of the statement.
 """
@@ -75,41 +76,6 @@ def _insert_rows_sql(
     if returning:
         sql += " RETURNING " + ", ".join(qn(model._meta.get_field(name).column) for name in returning)
     return sql
-
-
-def update_rows(
-    model: type[models.Model],
-    names: Sequence[str],
-    rows: Sequence[tuple[Any, Sequence[Any]]],
-    *,
-    using: str = DEFAULT_DB_ALIAS,
-) -> Statement:
-    """UPDATE many rows by primary key, each to its own values of fields ``names`` (PostgreSQL).
-
-    ``rows`` holds ``(pk, values)`` pairs; like ``insert_rows``, one array per column.
-    """
-    connection = connections[using]
-    fields = [model._meta.get_field(name) for name in names]
-    params = [[pk for pk, _ in rows]]
-    for index, field in enumerate(fields):
-        params.append([field.get_db_prep_save(values[index], connection) for _, values in rows])
-    return _update_rows_sql(model, tuple(names), using), tuple(params)
-
-
-@functools.cache
-def _update_rows_sql(model: type[models.Model], names: tuple[str, ...], using: str) -> str:
-    connection = connections[using]
-    qn = connection.ops.quote_name
-    pk = model._meta.pk
-    fields = [model._meta.get_field(name) for name in names]
-    aliases = [f"v{i}" for i in range(len(fields))]
-    assignments = ", ".join(f"{qn(f.column)} = v.{a}" for f, a in zip(fields, aliases, strict=True))
-    key = pk.target_field if pk.is_relation else pk
-    arrays = ", ".join(f"%s::{f.db_type(connection)}[]" for f in [key, *fields])
-    return (
-        f"UPDATE {qn(model._meta.db_table)} t SET {assignments} "
-        f"FROM unnest({arrays}) AS v(pk, {', '.join(aliases)}) WHERE t.{qn(pk.column)} = v.pk"
-    )
 
 
 def _insertable_fields(model: type[models.Model]) -> list[models.Field]:

@@ -49,7 +49,7 @@ def test_a_failing_write_undoes_the_others_and_raises_djangos_error(prepare):
     assert not Event.objects.filter(pk=event.pk).exists()
 
 
-def test_insert_rows_and_update_rows_match_the_orm():
+def test_insert_rows_and_insert_columns_write_what_the_orm_reads_back():
     paid = factories.event_type("order.paid")
     event = Event.objects.create(event_type=paid, type=paid.name, source="/t", time=timezone.now())
     delivery = Delivery.objects.create(
@@ -59,15 +59,31 @@ def test_insert_rows_and_update_rows_match_the_orm():
     attempt = Attempt(
         delivery=delivery, number=1, started_at=now, finished_at=now, duration_ms=1.5, succeeded=True
     )
+    by_columns = [[delivery.pk], [2], [now], [now], [3.0], ["w/2"], [False], ["Boom"]]
+    names = [
+        "delivery_id",
+        "number",
+        "started_at",
+        "finished_at",
+        "duration_ms",
+        "worker",
+        "succeeded",
+        "error",
+    ]
 
     sqlbatch.execute_together(
-        [
-            sqlbatch.insert_rows(Attempt, [attempt]),
-            sqlbatch.update_rows(Delivery, ["status", "finished_at"], [(delivery.pk, ("succeeded", now))]),
-        ],
+        [sqlbatch.insert_rows(Attempt, [attempt]), sqlbatch.insert_columns(Attempt, names, by_columns)],
         prepare=True,
     )
 
-    stored = Attempt.objects.get(delivery=delivery)
-    assert (stored.number, stored.duration_ms, stored.succeeded, stored.error) == (1, 1.5, True, "")
-    assert Delivery.objects.filter(pk=delivery.pk, status="succeeded", finished_at=now).exists()
+    stored = list(
+        Attempt.objects.filter(delivery=delivery)
+        .order_by("number")
+        .values_list("number", "duration_ms", "worker", "succeeded", "error")
+    )
+    assert stored == [(1, 1.5, "", True, ""), (2, 3.0, "w/2", False, "Boom")]
+
+
+def test_insert_columns_refuses_columns_that_do_not_line_up():
+    with pytest.raises(ValueError, match="one list of values per name"):
+        sqlbatch.insert_columns(Attempt, ["number", "worker"], [[1, 2], ["w"]])
