@@ -59,17 +59,9 @@ def test_insert_rows_and_insert_columns_write_what_the_orm_reads_back():
     attempt = Attempt(
         delivery=delivery, number=1, started_at=now, finished_at=now, duration_ms=1.5, succeeded=True
     )
-    by_columns = [[delivery.pk], [2], [now], [now], [3.0], ["w/2"], [False], ["Boom"]]
-    names = [
-        "delivery_id",
-        "number",
-        "started_at",
-        "finished_at",
-        "duration_ms",
-        "worker",
-        "succeeded",
-        "error",
-    ]
+    # Given by attname and field name alike, in an order of our own.
+    names = ["error", "delivery", "number", "succeeded", "worker", "started_at", "finished_at", "duration_ms"]
+    by_columns = [["Boom"], [delivery.pk], [2], [False], ["w/2"], [now], [now], [3.0]]
 
     sqlbatch.execute_together(
         [sqlbatch.insert_rows(Attempt, [attempt]), sqlbatch.insert_columns(Attempt, names, by_columns)],
