@@ -41,6 +41,10 @@ class ClaimRequest(NamedTuple):
     worker: str
     now: datetime
 
+    def update_values(self) -> tuple:
+        """This request's row of the delivery update: (id, claim, status, at, worker, duration_ms, error)."""
+        return (self.delivery_id, True, str(Delivery.Status.RUNNING), self.now, self.worker, None, None)
+
 
 class OutcomeRequest(NamedTuple):
     """Record attempt ``number`` of ``delivery_id`` and set the delivery's outcome (Delivery.status etc.)."""
@@ -53,6 +57,18 @@ class OutcomeRequest(NamedTuple):
     worker: str
     status: str
     error: str
+
+    def update_values(self) -> tuple:
+        """As ClaimRequest.update_values; the worker stays the claim's."""
+        return (
+            self.delivery_id,
+            False,
+            str(self.status),
+            self.finished_at,
+            None,
+            self.duration_ms,
+            self.error,
+        )
 
     def attempt_values(self) -> tuple:
         """The Attempt row, in ATTEMPT_COLUMNS order (no model instance on the worker's usual path)."""
@@ -111,6 +127,8 @@ def write_batch(requests: Sequence[Write]) -> list[Delivery | None]:
     written once: its outcome if the batch holds one, else its first claim; the
     other requests get None.
     """
+    if not requests:
+        return []
     chosen: dict[int, Write] = {}
     for request in requests:
         current = chosen.get(request.delivery_id)
@@ -120,20 +138,11 @@ def write_batch(requests: Sequence[Write]) -> list[Delivery | None]:
     outcomes = [r for r in rows if isinstance(r, OutcomeRequest)]
     _, attempt_params = _attempts_statement(outcomes)
     # A claim and an outcome fill different columns; the unused ones are NULL and left unchanged.
-    claims = [isinstance(r, ClaimRequest) for r in rows]
+    update_columns = [list(column) for column in zip(*(r.update_values() for r in rows), strict=True)]
     params = (
         *attempt_params,
         not outcomes and durability.can_relax(),
-        [r.delivery_id for r in rows],
-        claims,
-        [
-            str(Delivery.Status.RUNNING) if claim else str(r.status)
-            for r, claim in zip(rows, claims, strict=True)
-        ],
-        [r.now if claim else r.finished_at for r, claim in zip(rows, claims, strict=True)],
-        [r.worker if claim else None for r, claim in zip(rows, claims, strict=True)],
-        [None if claim else r.duration_ms for r, claim in zip(rows, claims, strict=True)],
-        [None if claim else r.error for r, claim in zip(rows, claims, strict=True)],
+        *update_columns,
         *UNCLAIMABLE,
     )
     result, _ = sqlbatch.execute(_write_sql(), params, prepare=True)
