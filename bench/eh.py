@@ -10,8 +10,9 @@ from django.utils import timezone
 from bench import pacing, recorder, services, stats
 from bench.upkeep import AutovacuumStandIn
 from eventhub import broker as brokers
-from eventhub import emit, emit_many, sender
+from eventhub import emit, emit_many
 from eventhub.models import Delivery, EventType, Route
+from eventhub.outbox import background
 
 NOOP, LATENCY = "bench.noop", "bench.latency"
 
@@ -90,7 +91,7 @@ def _emit(n: int, batch: int) -> dict:
     else:
         for first in range(0, n, batch):
             emit_many([{"type": NOOP, "data": {"i": i}} for i in range(first, min(first + batch, n))])
-    if not sender.flush(timeout=60):
+    if not background.flush(timeout=60):
         raise RuntimeError("the background sender did not send every emitted event within 60 s")
     seconds = time.monotonic() - started
     return {"seconds": seconds, "rate": stats.rate(n, seconds)}

@@ -168,12 +168,12 @@ def ensure_history(deliveries: int) -> int:
     them every phase would start on empty tables, whose statistics make PostgreSQL
     plan sequential scans (foreign-key checks, prepared statements) that stay in use
     while the tables grow: a cost no production database pays. The history is
-    written once (eventhub.seeding, event types ``seed.*``) and kept between runs.
+    written once (eventhub.dashboard.seeding, event types ``seed.*``) and kept between runs.
     """
     from django.db import connection
 
+    from eventhub.dashboard.seeding import SeedPlan, seed
     from eventhub.models import Attempt, Delivery, Event
-    from eventhub.seeding import SeedPlan, seed
 
     have = Delivery.objects.exclude(route__event_type__name__startswith="bench.").count()
     missing = max(deliveries - have, 0)

@@ -20,21 +20,21 @@ __all__ = ["consumer", "emit", "emit_many"]
 
 
 def emit(type: str, data: Any = None, *, subject: str | None = None, source: str | None = None) -> "Event":
-    """Emit one event; see :func:`eventhub.publishing.emit`."""
-    from eventhub.publishing import emit as _emit
+    """Emit one event; see :func:`eventhub.outbox.emit.emit`."""
+    from eventhub.outbox.emit import emit as _emit
 
     return _emit(type, data, subject=subject, source=source)
 
 
 def emit_many(events: Any) -> "list[Event]":
-    """Emit many events in one transaction; see :func:`eventhub.publishing.emit_many`."""
-    from eventhub.publishing import emit_many as _emit_many
+    """Emit many events in one transaction; see :func:`eventhub.outbox.emit.emit_many`."""
+    from eventhub.outbox.emit import emit_many as _emit_many
 
     return _emit_many(events)
 
 
 def consumer(name: str) -> Any:
-    """Register a handler under ``name``; see :func:`eventhub.consumers.consumer`."""
-    from eventhub.consumers import consumer as _consumer
+    """Register a handler under ``name``; see :func:`eventhub.destinations.registry.consumer`."""
+    from eventhub.destinations.registry import consumer as _consumer
 
     return _consumer(name)

@@ -1,4 +1,4 @@
-"""App config: set up the Dramatiq broker and load consumer modules."""
+"""App config: set up the Dramatiq broker, load handler modules, connect signal receivers."""
 
 from django.apps import AppConfig
 from django.utils.module_loading import autodiscover_modules
@@ -10,21 +10,19 @@ class EventhubConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        # The broker must exist before any actor is declared; building it opens no connection.
-        from eventhub import broker
+        # Imported here, as Django requires: these modules use the models, which load after this one.
+        from eventhub import broker, hooks
+        from eventhub.outbox import route_table
 
+        # The broker must exist before any actor is declared; building it opens no connection.
         broker.setup()
-        import eventhub.actors  # noqa: F401  (declares the delivery actor on that broker)
+        import eventhub.worker.actor  # noqa: F401 - declares the delivery actor on that broker
 
         # Handlers live in each app's `consumers` module, as admin classes live in `admin`.
         autodiscover_modules("consumers")
 
-        # Signal hooks: admin and code hooks share these receivers (see eventhub/hooks.py).
-        from eventhub import hooks
-
+        # Signal hooks: admin and code hooks share these receivers (see eventhub/hooks/receivers.py).
         hooks.connect_receivers()
 
         # emit() and the worker read event types and routes from a per-process copy.
-        from eventhub import route_table
-
         route_table.connect_invalidation()

@@ -18,7 +18,7 @@ DEFAULTS: dict[str, Any] = {
     # Worker threads of the embedded broker (the README's run command uses it).
     "EMBEDDED_WORKER_THREADS": 2,
     # emit() hands its committed deliveries to a background thread that sends them and waits for
-    # RabbitMQ's confirms (see eventhub/sender.py); False sends them before emit() returns.
+    # RabbitMQ's confirms (see eventhub/outbox/background.py); False sends them before emit() returns.
     "SEND_IN_BACKGROUND": True,
     # How long a process waits at exit for deliveries it has not yet sent (the relay sends the rest).
     "SEND_FLUSH_SECONDS": 10.0,

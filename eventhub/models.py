@@ -14,6 +14,8 @@ from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 from django.urls import reverse
 
+from eventhub.events import PatternError, SchemaError, check_schema, envelope_of, validate_pattern
+
 EVENT_TYPE_NAME = RegexValidator(
     r"^[a-z0-9_]+(\.[a-z0-9_]+)+$",
     "Use a dotted lower-case name such as order.paid (letters, digits, underscores; at least one dot).",
@@ -50,8 +52,6 @@ class EventType(models.Model):
         return self.name
 
     def clean(self) -> None:
-        from eventhub.schemas import SchemaError, check_schema
-
         try:
             check_schema(self.schema)
         except SchemaError as exc:
@@ -106,8 +106,6 @@ class Route(models.Model):
         return self.name
 
     def clean(self) -> None:
-        from eventhub.routing import PatternError, validate_pattern
-
         errors = {}
         try:
             validate_pattern(self.filter)
@@ -166,8 +164,6 @@ class Event(models.Model):
     @property
     def envelope(self) -> dict:
         """The CloudEvents 1.0 envelope handed to consumers."""
-        from eventhub.envelope import envelope_of
-
         return envelope_of(self)
 
 
@@ -278,7 +274,7 @@ class ApiToken(models.Model):
     """A credential for the ingest API, limited to chosen event types.
 
     Only a SHA-256 hash of the token is stored; the visible ``prefix`` finds the row.
-    The token itself is shown once, when it is created (see eventhub.tokens).
+    The token itself is shown once, when it is created (see eventhub.ingest.tokens).
     """
 
     name = models.CharField(max_length=200, help_text="Who uses it, e.g. 'billing service (PHP)'.")
@@ -310,7 +306,7 @@ class SignalHook(models.Model):
     """Emit an event when a model is saved, deleted or has its many-to-many links changed.
 
     Edits take effect in every running process within ``EVENTHUB["HOOKS_REFRESH_SECONDS"]``
-    (see eventhub/hooks.py); hooks declared in code work the same way but live in code.
+    (see eventhub/hooks/); hooks declared in code work the same way but live in code.
     """
 
     class Signal(models.TextChoices):
@@ -372,13 +368,6 @@ class SignalHook(models.Model):
     def __str__(self) -> str:
         return self.name
 
-    def clean(self) -> None:
-        from eventhub.hookspec import hook_config_errors
-
-        errors = hook_config_errors(self)
-        if errors:
-            raise ValidationError(errors)
-
 
 class HookFailure(models.Model):
     """A hook that could not emit (payload refused by the schema, unknown type, ...).
@@ -404,7 +393,7 @@ class HookFailure(models.Model):
 
 
 class DeliveryMinute(models.Model):
-    """Pre-aggregated figures of one route's deliveries created in one minute or hour (eventhub/stats.py).
+    """Pre-aggregated figures of one route's deliveries in one minute or hour (eventhub/dashboard/stats.py).
 
     Recomputed whenever a delivery of that minute is created or finishes, so the
     dashboard's per-route figures and chart read a few hundred small rows instead

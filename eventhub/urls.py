@@ -1,8 +1,9 @@
-"""eventhub's URLs: the dashboard under /eventhub/ and Prometheus metrics at /metrics."""
+"""eventhub's URLs: the ingest API, the dashboard under /eventhub/ and Prometheus metrics at /metrics."""
 
 from django.urls import path
 
-from eventhub import api, metrics, views
+from eventhub.dashboard import metrics, views
+from eventhub.ingest import views as api
 
 app_name = "eventhub"
 

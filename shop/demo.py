@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from django.contrib.contenttypes.models import ContentType
 from django.db import transaction
 
+from eventhub import hooks as hooks_api
 from eventhub.models import EventType, Route, SignalHook
 from shop.models import Customer, Order, Product
 
@@ -87,6 +88,7 @@ def _load_hooks(types: dict[str, EventType]) -> int:
         for key, value in defaults.items():
             setattr(hook, key, value)
         hook.full_clean(validate_unique=False)
+        hooks_api.check_hook(hook)
         hook.save()
     return len(hooks)
 

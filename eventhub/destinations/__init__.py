@@ -2,33 +2,36 @@
 
 Each kind is a callable ``send(*, route, envelope, delivery) -> None`` that returns
 on success and raises on failure (DestinationError for a failure with a clear,
-recordable message). The delivery runner looks kinds up here.
+recordable message; PermanentError when no retry can help). The worker looks the
+kind up with :func:`destination_for`.
 """
 
 from collections.abc import Callable
-from importlib import import_module
 
-Sender = Callable[..., None]
+from eventhub.destinations import amqp, handler, webhook
+from eventhub.destinations.errors import DestinationError, PermanentError
+from eventhub.destinations.registry import UnknownHandler, consumer, get_handler, handler_names, unregister
+
+__all__ = [
+    "DestinationError",
+    "PermanentError",
+    "Send",
+    "UnknownHandler",
+    "consumer",
+    "destination_for",
+    "get_handler",
+    "handler_names",
+    "unregister",
+]
+
+Send = Callable[..., None]
+
+_SENDS: dict[str, Send] = {"handler": handler.send, "webhook": webhook.send, "amqp": amqp.send}
 
 
-class DestinationError(Exception):
-    """A destination refused or failed the delivery; the message is recorded on it."""
-
-
-class PermanentError(DestinationError):
-    """A failure that no retry can fix (unknown handler, bad target): the delivery goes dead."""
-
-
-_MODULES = {
-    "handler": "eventhub.destinations.handler",
-    "webhook": "eventhub.destinations.webhook",
-    "amqp": "eventhub.destinations.amqp",
-}
-
-
-def sender_for(kind: str) -> Sender:
-    """The send function for a route's destination kind (modules load on first use)."""
-    module = _MODULES.get(kind)
-    if module is None:
+def destination_for(kind: str) -> Send:
+    """The send function of a route's destination kind."""
+    send = _SENDS.get(kind)
+    if send is None:
         raise PermanentError(f"Unknown destination kind {kind!r}.")
-    return import_module(module).send
+    return send

@@ -29,7 +29,7 @@ import pika.exceptions
 
 from eventhub import broker as brokers
 from eventhub.conf import eventhub_settings
-from eventhub.destinations import DestinationError, PermanentError
+from eventhub.destinations.errors import DestinationError, PermanentError
 
 logger = logging.getLogger(__name__)
 

@@ -2,8 +2,8 @@
 
 from typing import Any
 
-from eventhub.consumers import UnknownHandler, get_handler
-from eventhub.destinations import PermanentError
+from eventhub.destinations.errors import PermanentError
+from eventhub.destinations.registry import UnknownHandler, get_handler
 
 
 def send(*, route: Any, envelope: dict[str, Any], delivery: Any) -> None:

@@ -17,9 +17,10 @@ from urllib.parse import urlsplit
 
 import requests
 
+from eventhub import discovery
 from eventhub.conf import eventhub_settings
-from eventhub.destinations import DestinationError, PermanentError
-from eventhub.signing import signed_headers
+from eventhub.destinations.errors import DestinationError, PermanentError
+from eventhub.destinations.signing import signed_headers
 
 BODY_EXCERPT = 500
 FAILED_INSTANCE_PENALTY_SECONDS = 30.0
@@ -76,8 +77,6 @@ def endpoints_for(target: str) -> list[Endpoint]:
 
 
 def _service_endpoints(service: str, path: str, query: str) -> list[Endpoint]:
-    from eventhub import discovery
-
     client = discovery.default_client()
     if client is None:
         raise PermanentError(f"consul://{service} needs discovery: set CONSUL_HTTP_ADDR.")

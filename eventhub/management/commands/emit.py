@@ -6,7 +6,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from eventhub import broker
 from eventhub.errors import EmitError
-from eventhub.publishing import emit
+from eventhub.outbox import emit
 
 
 class Command(BaseCommand):

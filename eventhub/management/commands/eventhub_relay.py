@@ -5,8 +5,10 @@ import threading
 
 from django.core.management.base import BaseCommand, CommandError
 
-from eventhub import broker, relay
+from eventhub import broker
 from eventhub.conf import eventhub_settings
+from eventhub.outbox import relay
+from eventhub.worker import rescue_stale, run_upkeep
 
 
 class Command(BaseCommand):
@@ -51,7 +53,7 @@ class Command(BaseCommand):
         stop = threading.Event()
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: stop.set())
-        relay.run(interval=interval, after_seconds=after, batch_size=batch_size, stop=stop)
+        run_upkeep(interval=interval, after_seconds=after, batch_size=batch_size, stop=stop)
 
     def _once(self, *, after, batch_size) -> None:
         total = 0
@@ -60,6 +62,6 @@ class Command(BaseCommand):
             total += sent
             if sent < (batch_size or eventhub_settings.RELAY_BATCH_SIZE):
                 break
-        stale = relay.rescue_stale(batch_size=batch_size)
+        stale = rescue_stale(batch_size=batch_size)
         self.stdout.write(f"relayed {total} pending deliveries; re-sent {stale} stuck running")
         broker.drain_embedded()

@@ -4,7 +4,7 @@ import time
 
 from django.core.management.base import BaseCommand, CommandError
 
-from eventhub.seeding import SeedPlan, seed
+from eventhub.dashboard import SeedPlan, seed
 
 
 class Command(BaseCommand):

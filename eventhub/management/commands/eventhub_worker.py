@@ -5,8 +5,8 @@ import sys
 
 from django.core.management.base import BaseCommand, CommandError
 
-from eventhub import broker, registration
-from eventhub.worker_setup import PROMETHEUS_ENV, QUEUES_ENV
+from eventhub import broker, discovery
+from eventhub.worker import PROMETHEUS_ENV, QUEUES_ENV, UPKEEP_FORK
 
 
 class Command(BaseCommand):
@@ -50,14 +50,14 @@ class Command(BaseCommand):
         if processes < 1 or threads < 1:
             raise CommandError("--processes and --threads must be at least 1.")
         try:  # a bad CONSUL_HTTP_ADDR is refused here, not in every worker process
-            registration.discovery_enabled()
+            discovery.discovery_enabled()
         except ValueError as exc:
             raise CommandError(f"CONSUL_HTTP_ADDR: {exc}") from exc
         argv = [
             sys.executable,
             "-m",
             "dramatiq",
-            "eventhub.worker_boot",
+            "eventhub.worker.boot",
             "--processes",
             str(processes),
             "--threads",
@@ -77,6 +77,4 @@ class Command(BaseCommand):
 
 def fork_functions(*, relay: bool = True) -> list[str]:
     """Extra processes Dramatiq runs beside the workers (the outbox relay)."""
-    from eventhub.relay_fork import RELAY_FORK
-
-    return ["--fork-function", RELAY_FORK] if relay else []
+    return ["--fork-function", UPKEEP_FORK] if relay else []

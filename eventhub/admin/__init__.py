@@ -1,0 +1,10 @@
+"""The operators' pages in the Django admin (autodiscovered as ``eventhub.admin``).
+
+``events``: event types, routes, events, deliveries; ``hooks``: signal hooks and
+their failures; ``tokens``: ingest API tokens; ``replay``: replay actions and the
+bulk replay page. Importing this package registers them all; nothing else imports it.
+"""
+
+from eventhub.admin import events, hooks, replay, tokens
+
+__all__ = ["events", "hooks", "replay", "tokens"]

@@ -1,0 +1,145 @@
+"""Admin for event types and routes (edited by operators), events and deliveries (read-only records)."""
+
+from django.contrib import admin
+from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html
+
+from eventhub.admin.replay import (
+    BulkReplayAdmin,
+    ReplayPermission,
+    replay_selected_deliveries,
+    replay_selected_events,
+)
+from eventhub.discovery import liveness
+from eventhub.models import Attempt, Delivery, Event, EventType, Route
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Records written by eventhub itself: viewable, never added or edited by hand."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+
+@admin.register(EventType)
+class EventTypeAdmin(admin.ModelAdmin):
+    list_display = ["name", "active", "description", "updated_at"]
+    list_filter = ["active"]
+    search_fields = ["name", "description"]
+
+
+@admin.register(Route)
+class RouteAdmin(admin.ModelAdmin):
+    list_display = [
+        "name",
+        "event_type",
+        "destination_kind",
+        "target",
+        "queue",
+        "enabled",
+        "max_attempts",
+        "failures_link",
+    ]
+    readonly_fields = ["failures_link", "live_consumers"]
+    list_filter = ["enabled", "destination_kind", "queue", "event_type"]
+    search_fields = ["name", "target", "event_type__name"]
+    list_select_related = ["event_type"]
+    fieldsets = [
+        (None, {"fields": ["name", "event_type", "enabled", "filter"]}),
+        ("Destination", {"fields": ["destination_kind", "target", "secret", "queue", "live_consumers"]}),
+        ("Retry policy", {"fields": ["max_attempts", "min_backoff_ms", "max_backoff_ms", "time_limit_ms"]}),
+        ("Recent failures", {"fields": ["failures_link"]}),
+    ]
+
+    @admin.display(description="failures")
+    def failures_link(self, obj: Route) -> str:
+        if not obj.pk:
+            return "-"
+        changelist = reverse("admin:eventhub_delivery_changelist")
+        dead = f"{changelist}?route__id__exact={obj.pk}&status__exact=dead"
+        dashboard = reverse("eventhub:dashboard") + f"?route={obj.pk}&status=problems"
+        return format_html(
+            '<a href="{}">dead deliveries</a> · <a href="{}">on the dashboard</a>', dead, dashboard
+        )
+
+    @admin.display(description="live consumers")
+    def live_consumers(self, obj: Route) -> str:
+        """Whether healthy workers in Consul serve this route, and which handlers they have."""
+        found = liveness.handler_liveness(route=obj)
+        handlers = ", ".join(found.live_handlers) or "none"
+        if found.level == "unknown":
+            return format_html('<span class="liveness-unknown">{}</span>', found.message)
+        return format_html(
+            '<span class="liveness-{}">{}</span><br>Handlers with live consumers: {}',
+            found.level,
+            found.message,
+            handlers,
+        )
+
+
+@admin.register(Event)
+class EventAdmin(ReplayPermission, ReadOnlyAdmin):
+    list_display = ["id", "type", "subject", "source", "time", "deliveries_link"]
+    list_filter = ["type"]
+    search_fields = ["=id", "subject", "=external_id"]
+    date_hierarchy = "time"
+    show_full_result_count = False
+    actions = [replay_selected_events]
+
+    @admin.display(description="deliveries")
+    def deliveries_link(self, obj: Event) -> str:
+        url = reverse("admin:eventhub_delivery_changelist") + f"?event__id__exact={obj.pk}"
+        return format_html('<a href="{}">deliveries</a>', url)
+
+    readonly_fields = ["deliveries_link"]
+
+
+class AttemptInline(admin.TabularInline):
+    model = Attempt
+    extra = 0
+    can_delete = False
+    fields = ["number", "started_at", "duration_ms", "worker", "succeeded", "error"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+
+@admin.register(Delivery)
+class DeliveryAdmin(BulkReplayAdmin, ReadOnlyAdmin):
+    list_display = [
+        "id",
+        "event_link",
+        "route",
+        "status",
+        "attempts",
+        "created_at",
+        "duration_ms",
+        "short_error",
+    ]
+    list_filter = ["status", "route", "created_at"]
+    search_fields = ["=event__id", "event__subject", "last_error"]
+    list_select_related = ["event", "route"]
+    show_full_result_count = False
+    inlines = [AttemptInline]
+    actions = [replay_selected_deliveries]
+
+    readonly_fields = ["event_link", "dashboard_link"]
+
+    @admin.display(description="event")
+    def event_link(self, obj: Delivery) -> str:
+        url = reverse("admin:eventhub_event_change", args=[obj.event_id])
+        return format_html('<a href="{}">{} {}</a>', url, obj.event.type, obj.event.subject)
+
+    @admin.display(description="dashboard")
+    def dashboard_link(self, obj: Delivery) -> str:
+        url = reverse("eventhub:event", args=[obj.event_id]) + f"#delivery-{obj.pk}"
+        return format_html('<a href="{}">event page with attempts</a>', url)
+
+    @admin.display(description="error")
+    def short_error(self, obj: Delivery) -> str:
+        return obj.last_error[:120]

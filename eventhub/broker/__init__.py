@@ -1,0 +1,25 @@
+"""Dramatiq on RabbitMQ: building the broker, publisher confirms, the embedded broker, middleware.
+
+The one place that knows which broker eventhub runs on. Everything above it
+publishes through :func:`get_broker` and :class:`ConfirmingPublisher`.
+"""
+
+from eventhub.broker.confirms import ConfirmingPublisher, publisher_for
+from eventhub.broker.embedded import drain_embedded, ensure_embedded_worker, is_embedded
+from eventhub.broker.middleware import DjangoConnections
+from eventhub.broker.setup import build, declare_queues, get_broker, register_actor, setup, uses_rabbitmq
+
+__all__ = [
+    "ConfirmingPublisher",
+    "DjangoConnections",
+    "build",
+    "declare_queues",
+    "drain_embedded",
+    "ensure_embedded_worker",
+    "get_broker",
+    "is_embedded",
+    "publisher_for",
+    "register_actor",
+    "setup",
+    "uses_rabbitmq",
+]

@@ -1,0 +1,274 @@
+"""Reads for the dashboard pages: bounded, index-backed queries.
+
+Every query here is either LIMITed or bounded in time (at most the last day), so
+a page costs the same with a thousand deliveries or ten million.
+"""
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+
+from eventhub.dashboard import stats
+from eventhub.discovery import LiveConsumers, live_consumers
+from eventhub.models import Delivery, DeliveryMinute, Event, EventType, HookFailure, Route
+
+PROBLEM_STATUSES = (Delivery.Status.DEAD, Delivery.Status.RETRYING)
+# Deliveries that have run at least once to an outcome; the success rate is over these.
+RAN_STATUSES = (Delivery.Status.SUCCEEDED, Delivery.Status.DEAD, Delivery.Status.RETRYING)
+TIME_RANGES: dict[str, timedelta] = {
+    "5m": timedelta(minutes=5),
+    "1h": timedelta(hours=1),
+    "24h": timedelta(days=1),
+    "7d": timedelta(days=7),
+}
+# The windows of the per-route figures, shortest first.
+FIGURE_WINDOWS: dict[str, timedelta] = {
+    "5m": timedelta(minutes=5),
+    "1h": timedelta(hours=1),
+    "24h": timedelta(days=1),
+}
+
+
+@dataclass(frozen=True)
+class DeliveryFilters:
+    """What the operator narrowed the delivery lists to; empty fields match everything."""
+
+    event_type: str = ""
+    route: int | None = None
+    status: str = ""
+    range: str = ""
+    q: str = ""
+    errors: list[str] = field(default_factory=list, compare=False)
+
+    @property
+    def active(self) -> bool:
+        return bool(self.event_type or self.route or self.status or self.range or self.q)
+
+
+def parse_filters(params) -> DeliveryFilters:
+    """Filters from a query string (a QueryDict or dict); unknown values are dropped with a message."""
+    errors: list[str] = []
+    status = params.get("status", "").strip()
+    if status and status not in Delivery.Status.values and status != "problems":
+        errors.append(f"Unknown status {status!r}.")
+        status = ""
+    time_range = params.get("range", "").strip()
+    if time_range and time_range not in TIME_RANGES:
+        errors.append(f"Unknown time range {time_range!r}.")
+        time_range = ""
+    route_raw = params.get("route", "").strip()
+    route = int(route_raw) if route_raw.isdigit() else None
+    if route_raw and route is None:
+        errors.append(f"Unknown route {route_raw!r}.")
+    return DeliveryFilters(
+        event_type=params.get("type", "").strip(),
+        route=route,
+        status=status,
+        range=time_range,
+        q=params.get("q", "").strip(),
+        errors=errors,
+    )
+
+
+def filtered_deliveries(filters: DeliveryFilters, *, now: datetime | None = None) -> QuerySet[Delivery]:
+    """Deliveries matching ``filters``, newest first (not yet limited)."""
+    qs = Delivery.objects.all()
+    if filters.event_type:
+        # Resolve to route ids first: a delivery's type is its route's type, and route_id is indexed.
+        qs = qs.filter(
+            route_id__in=list(
+                Route.objects.filter(event_type__name=filters.event_type).values_list("pk", flat=True)
+            )
+        )
+    if filters.route:
+        qs = qs.filter(route_id=filters.route)
+    if filters.status == "problems":
+        qs = qs.filter(status__in=PROBLEM_STATUSES)
+    elif filters.status:
+        qs = qs.filter(status=filters.status)
+    if filters.range:
+        qs = qs.filter(created_at__gte=(now or timezone.now()) - TIME_RANGES[filters.range])
+    if filters.q:
+        qs = qs.filter(_search(filters.q))
+    return qs.order_by("-created_at", "-pk")
+
+
+def _search(text: str) -> Q:
+    # An event id (ours or the producer's) or an exact subject: both are index lookups.
+    try:
+        return Q(event_id=uuid.UUID(text))
+    except ValueError:
+        # A subquery, so each side uses its own index instead of scanning events for the OR.
+        matching = Event.objects.filter(Q(subject=text) | Q(external_id=text)).values("pk")
+        return Q(event_id__in=matching)
+
+
+def recent_deliveries(filters: DeliveryFilters | None = None, *, limit: int = 50) -> list[Delivery]:
+    """The newest deliveries matching ``filters``, with their event and route."""
+    qs = filtered_deliveries(filters or DeliveryFilters())
+    return list(qs.select_related("event", "route")[:limit])
+
+
+def problem_deliveries(filters: DeliveryFilters | None = None, *, limit: int = 20) -> list[Delivery]:
+    """The newest dead and retrying deliveries matching ``filters`` (a status filter is ignored)."""
+    filters = filters or DeliveryFilters()
+    unfiltered_status = DeliveryFilters(
+        event_type=filters.event_type, route=filters.route, range=filters.range, q=filters.q
+    )
+    qs = filtered_deliveries(unfiltered_status).filter(status__in=PROBLEM_STATUSES)
+    return list(qs.select_related("event", "route")[:limit])
+
+
+def event_with_deliveries(*, event_id) -> tuple[Event, list[Delivery]]:
+    """An event and its deliveries with their attempts."""
+    event = Event.objects.select_related("event_type").get(pk=event_id)
+    deliveries = list(event.deliveries.select_related("route").prefetch_related("attempt_log").order_by("pk"))
+    return event, deliveries
+
+
+def filter_choices() -> dict[str, list]:
+    """Event types, routes and statuses for the filter form."""
+    return {
+        "event_types": list(EventType.objects.order_by("name").values_list("name", flat=True)),
+        "routes": list(Route.objects.order_by("name").values_list("pk", "name")),
+        "statuses": [("problems", "dead or retrying"), *((s, s) for s in Delivery.Status.values)],
+        "ranges": [("5m", "last 5 minutes"), ("1h", "last hour"), ("24h", "last day"), ("7d", "last 7 days")],
+    }
+
+
+# --- per-route figures ---------------------------------------------------------------------------
+
+
+@dataclass
+class WindowFigures:
+    """One route over one window: deliveries, success rate among those that ran, latency in ms."""
+
+    deliveries: int = 0
+    succeeded: int = 0
+    ran: int = 0
+    latency: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def success_rate(self) -> float | None:
+        return self.succeeded / self.ran if self.ran else None
+
+    @property
+    def p50_ms(self) -> float | None:
+        return stats.percentile(self.latency, 0.5)
+
+    @property
+    def p95_ms(self) -> float | None:
+        return stats.percentile(self.latency, 0.95)
+
+
+@dataclass
+class RouteFigures:
+    """A route and its figures per window key ("5m", "1h", "24h")."""
+
+    route: Route
+    windows: dict[str, WindowFigures]
+
+
+def route_figures(*, now: datetime | None = None) -> list[RouteFigures]:
+    """Per-route deliveries, success rate and emit→handled p50/p95 over 5 minutes, an hour and a day.
+
+    Read from the per-minute rollups (eventhub/dashboard/stats.py), refreshed first; a window
+    covers whole minutes. Routes without deliveries show zeros.
+    """
+    now = now or timezone.now()
+    stats.refresh(now=now)
+    keys = list(FIGURE_WINDOWS)
+    figures = {
+        route.pk: RouteFigures(route=route, windows={key: WindowFigures() for key in keys})
+        for route in Route.objects.select_related("event_type").order_by("name")
+    }
+    # Short windows from minute rows; the day from hour rows, so it reads 24 rows a route, not 1440.
+    short, day = keys[:-1], keys[-1:]
+    by_minute = stats.window_sums(now=now, windows=[FIGURE_WINDOWS[k] for k in short])
+    by_hour = stats.window_sums(now=now, windows=[FIGURE_WINDOWS[k] for k in day], span=60)
+    for window_keys, sums in ((short, by_minute), (day, by_hour)):
+        for (route_id, kind, name), values in sums.items():
+            if route_id in figures:
+                for key, value in zip(window_keys, values, strict=True):
+                    _add(figures[route_id].windows[key], kind, name, value)
+    return list(figures.values())
+
+
+def _add(window: WindowFigures, kind: str, name: str, value: int) -> None:
+    if kind == "latency":
+        if value:
+            window.latency[name] = value
+        return
+    window.deliveries += value
+    if name == Delivery.Status.SUCCEEDED:
+        window.succeeded += value
+    if name in RAN_STATUSES:
+        window.ran += value
+
+
+def _minute_rows(now: datetime, span: timedelta):
+    return DeliveryMinute.objects.filter(
+        span=1, minute__gte=(now - span).replace(second=0, microsecond=0)
+    ).values_list("minute", "counts")
+
+
+def per_minute_counts(*, minutes: int = 60, now: datetime | None = None) -> list[dict]:
+    """Deliveries created per minute and status over the last ``minutes`` minutes, all routes."""
+    now = now or timezone.now()
+    stats.refresh(now=now)
+    totals: dict[tuple[datetime, str], int] = {}
+    for minute, counts in _minute_rows(now, timedelta(minutes=minutes - 1)):
+        for status, n in counts.items():
+            totals[minute, status] = totals.get((minute, status), 0) + n
+    return [{"minute": m, "status": s, "n": n} for (m, s), n in sorted(totals.items())]
+
+
+# --- consumers (from Consul) ---------------------------------------------------------------------
+
+
+@dataclass
+class ConsumerHealth:
+    """What the dashboard knows about consumers: discovery on or off, workers, and orphaned routes."""
+
+    enabled: bool
+    consumers: list = field(default_factory=list)
+    error: str = ""
+    # Enabled routes whose queue no passing consumer consumes (only known with discovery on).
+    uncovered_routes: list[Route] = field(default_factory=list)
+
+
+def consumer_health() -> ConsumerHealth:
+    """Workers registered in Consul with their health, and enabled routes nobody healthy consumes.
+
+    Discovery is off when CONSUL_HTTP_ADDR is unset; an unreachable agent is reported, not raised.
+    The agent is asked once, through :func:`eventhub.discovery.liveness.live_consumers`.
+    """
+    live = live_consumers()
+    return ConsumerHealth(
+        enabled=live.enabled,
+        consumers=list(live.registered),
+        error=live.error,
+        uncovered_routes=routes_without_consumers(live=live),
+    )
+
+
+def routes_without_consumers(*, live: LiveConsumers | None = None) -> list[Route]:
+    """Enabled routes, by name, whose queue no passing worker in Consul consumes.
+
+    ``live`` is what the agent already answered; without it the agent is asked. Empty
+    when discovery is off or the agent could not be asked (nothing is known then;
+    :func:`consumer_health` reports which).
+    """
+    live = live if live is not None else live_consumers()
+    if not live.known:
+        return []
+    healthy_queues = live.queues
+    return [r for r in Route.objects.filter(enabled=True).order_by("name") if r.queue not in healthy_queues]
+
+
+def recent_hook_failures(limit: int = 20) -> QuerySet:
+    """The newest signal hook failures (saves whose event was not emitted), newest first."""
+    return HookFailure.objects.order_by("-created_at", "-pk")[:limit]

@@ -1,0 +1,131 @@
+"""Dashboard views: staff only, thin; reads come from selectors, replays from eventhub.outbox.replay."""
+
+import json
+
+from django.contrib import messages
+from django.contrib.admin.views.decorators import staff_member_required
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_GET, require_POST
+
+from eventhub.dashboard import charts, selectors
+from eventhub.models import Delivery, Event
+from eventhub.outbox import replay
+
+CHART_MINUTES = 60
+# Fragments the live endpoint can return; the page asks for the cheap ones on every poll.
+LIVE_PARTS = ("deliveries", "problems", "figures", "consumers")
+
+
+@staff_member_required
+@require_GET
+def dashboard(request: HttpRequest) -> HttpResponse:
+    """Failures first, recent deliveries, per-route figures, a chart and consumers; refreshed live."""
+    filters = selectors.parse_filters(request.GET)
+    context = {
+        "filters": filters,
+        "choices": selectors.filter_choices(),
+        "can_replay": replay.can_replay(request.user),
+        "return_to": request.get_full_path(),
+        "hook_failures": list(selectors.recent_hook_failures(limit=10)),
+        **_part_context(request, filters, LIVE_PARTS),
+    }
+    return render(request, "eventhub/dashboard.html", context)
+
+
+@staff_member_required
+@require_GET
+def live(request: HttpRequest) -> JsonResponse:
+    """The dashboard's fragments as HTML inside JSON, for the page's polling script.
+
+    ``?parts=deliveries,problems`` picks fragments (default: those two); the other
+    query parameters are the dashboard's filters.
+    """
+    filters = selectors.parse_filters(request.GET)
+    wanted = [p for p in request.GET.get("parts", "deliveries,problems").split(",") if p in LIVE_PARTS]
+    query = request.GET.copy()
+    query.pop("parts", None)
+    context = {
+        "filters": filters,
+        "can_replay": replay.can_replay(request.user),
+        # Replay buttons in these rows return to the dashboard, not to this endpoint.
+        "return_to": reverse("eventhub:dashboard") + (f"?{query.urlencode()}" if query else ""),
+    }
+    context.update(_part_context(request, filters, wanted))
+    body = {part: render_to_string(f"eventhub/_{part}.html", context, request=request) for part in wanted}
+    body["updated_at"] = timezone.now().isoformat()
+    return JsonResponse(body)
+
+
+def _part_context(request: HttpRequest, filters: selectors.DeliveryFilters, parts) -> dict:
+    context: dict = {}
+    if "deliveries" in parts:
+        context["deliveries"] = selectors.recent_deliveries(filters)
+    if "problems" in parts:
+        context["problems"] = selectors.problem_deliveries(filters)
+    if "figures" in parts:
+        now = timezone.now()
+        context["figures"] = selectors.route_figures(now=now)
+        rows = selectors.per_minute_counts(minutes=CHART_MINUTES, now=now)
+        context["chart"] = charts.deliveries_per_minute_svg(
+            charts.minute_bars(rows, minutes=CHART_MINUTES, now=now)
+        )
+    if "consumers" in parts:
+        context["health"] = selectors.consumer_health()
+    return context
+
+
+@staff_member_required
+@require_GET
+def event_detail(request: HttpRequest, event_id) -> HttpResponse:
+    """One event: its envelope and every delivery with its attempts."""
+    try:
+        event, deliveries = selectors.event_with_deliveries(event_id=event_id)
+    except Event.DoesNotExist:
+        raise Http404("No such event") from None
+    envelope = json.dumps(event.envelope, indent=2, sort_keys=True)
+    context = {
+        "event": event,
+        "envelope": envelope,
+        "deliveries": deliveries,
+        "can_replay": replay.can_replay(request.user),
+        "replayable": set(replay.REPLAYABLE_STATUSES),
+    }
+    return render(request, "eventhub/event.html", context)
+
+
+@staff_member_required
+@require_POST
+def replay_delivery(request: HttpRequest, delivery_id: int) -> HttpResponse:
+    """Send one dead or retrying delivery again (needs eventhub.replay_delivery)."""
+    delivery = get_object_or_404(Delivery, pk=delivery_id)
+    sent = replay.replay_deliveries(deliveries=[delivery], user=request.user)
+    if sent:
+        messages.success(request, f"Delivery {delivery.pk} was sent again.")
+    else:
+        messages.warning(
+            request, f"Delivery {delivery.pk} is {delivery.status}; only failed ones are replayed."
+        )
+    return _back(request, default=delivery.event.get_absolute_url())
+
+
+@staff_member_required
+@require_POST
+def replay_event(request: HttpRequest, event_id) -> HttpResponse:
+    """Deliver one event again through today's matching routes (needs eventhub.replay_delivery)."""
+    event = get_object_or_404(Event, pk=event_id)
+    created = replay.replay_event(event=event, user=request.user)
+    messages.success(request, f"Event {event.pk} was sent again through {len(created)} route(s).")
+    return _back(request, default=event.get_absolute_url())
+
+
+def _back(request: HttpRequest, *, default: str) -> HttpResponse:
+    # Return to the page the button was on, but never to another site.
+    target = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
+        target = default
+    return redirect(target)

@@ -1,0 +1,119 @@
+"""Sending committed deliveries from a background thread, so emit() returns once its commit is done.
+
+A publisher confirm is a round trip to RabbitMQ, and marking the deliveries
+queued another one to the database: together more than the emit's own insert.
+The outbox makes waiting for them unnecessary: the deliveries are committed
+``pending`` before anything is sent, and the relay sends any delivery still
+pending after ``RELAY_AFTER_SECONDS`` (the process died, the broker was down,
+the hand-over queue was full). So emit hands its deliveries to one sender
+thread per process and returns. The thread sends whatever has gathered
+meanwhile as one batch (one confirm wait, one mark), which also makes many
+single emits as cheap to send as one ``emit_many``.
+
+At exit the process waits (up to ``SEND_FLUSH_SECONDS``) for what it handed
+over, so a short command such as ``manage.py emit`` delivers at once rather than
+through the relay. :func:`flush` does the same on demand (tests, before fork).
+"""
+
+import atexit
+import logging
+import os
+import threading
+from collections import deque
+from collections.abc import Sequence
+
+from django.db import connection
+
+from eventhub import broker
+from eventhub.conf import eventhub_settings
+from eventhub.outbox.message import Outgoing
+from eventhub.outbox.send import send_deliveries
+
+logger = logging.getLogger(__name__)
+
+# Deliveries waiting for the thread beyond this are left to the relay (the broker is down or slow).
+MAX_WAITING = 100_000
+BATCH = 5_000
+
+
+class _Sender:
+    def __init__(self) -> None:
+        self.cond = threading.Condition(threading.Lock())
+        self.waiting: deque[Outgoing] = deque()
+        self.in_flight = 0
+        self.thread: threading.Thread | None = None
+        self.pid = 0
+        self.dropped = 0
+
+    def hand_over(self, items: Sequence[Outgoing]) -> None:
+        with self.cond:
+            if self.pid != os.getpid() or self.thread is None or not self.thread.is_alive():
+                self._start()
+            if len(self.waiting) + len(items) > MAX_WAITING:
+                self.dropped += len(items)
+                if self.dropped == len(items):  # once per backlog, not per emit
+                    logger.warning(
+                        "More than %d deliveries wait to be sent; new ones stay pending for the relay.",
+                        MAX_WAITING,
+                    )
+                return
+            self.dropped = 0
+            self.waiting.extend(items)
+            self.cond.notify_all()
+
+    def flush(self, timeout: float) -> bool:
+        with self.cond:
+            if self.pid != os.getpid():
+                return True  # the parent's queue is not ours to wait for
+            return self.cond.wait_for(lambda: not self.waiting and not self.in_flight, timeout)
+
+    def _start(self) -> None:
+        # In a forked child the parent's queue and thread are gone: start afresh.
+        self.waiting, self.in_flight, self.pid = deque(), 0, os.getpid()
+        self.thread = threading.Thread(target=self._run, name="eventhub-sender", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while True:
+            with self.cond:
+                self.cond.wait_for(lambda: self.waiting)
+                count = min(len(self.waiting), BATCH)
+                batch = [self.waiting.popleft() for _ in range(count)]
+                self.in_flight = count
+            try:
+                send_deliveries(batch)  # never raises; what fails stays pending
+            except Exception:  # noqa: BLE001 - the thread must outlive any one batch
+                logger.exception("Sending %d deliveries failed; they stay pending for the relay.", count)
+            finally:
+                # As after a request: keep the connection for CONN_MAX_AGE, drop it if broken.
+                connection.close_if_unusable_or_obsolete()
+                with self.cond:
+                    self.in_flight = 0
+                    self.cond.notify_all()
+
+
+_sender = _Sender()
+
+
+def send_after_commit(items: Sequence[Outgoing]) -> None:
+    """Send committed deliveries: in the background on RabbitMQ, at once on the embedded broker.
+
+    The embedded broker's send is an in-memory append, with nothing to wait for.
+    """
+    if not items:
+        return
+    if eventhub_settings.SEND_IN_BACKGROUND and broker.uses_rabbitmq():
+        _sender.hand_over(items)
+    else:
+        send_deliveries(items)
+
+
+def flush(timeout: float = 10.0) -> bool:
+    """Wait until every delivery this process handed over has been sent (or failed); False on timeout."""
+    return _sender.flush(timeout)
+
+
+@atexit.register
+def _flush_at_exit() -> None:
+    if not flush(eventhub_settings.SEND_FLUSH_SECONDS):
+        logger.warning("Exiting with deliveries not yet sent; the relay will send them.")

@@ -1,0 +1,138 @@
+"""emit(): validate, write the event and its deliveries (the outbox), send after commit."""
+
+import logging
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from functools import partial
+from typing import Any
+
+from django.db import DEFAULT_DB_ALIAS, transaction
+from django.utils import timezone
+
+from eventhub.conf import eventhub_settings
+from eventhub.db import sqlbatch
+from eventhub.errors import EmitError
+from eventhub.events import match, validate_data
+from eventhub.models import Delivery, Event, EventType, Route
+from eventhub.outbox import route_table
+from eventhub.outbox.background import send_after_commit
+from eventhub.outbox.message import Outgoing
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class EventSpec:
+    """One event to emit, for :func:`emit_many`."""
+
+    type: str
+    data: Any = None
+    subject: str | None = None
+    source: str | None = None
+    id: uuid.UUID | None = None
+    time: datetime | None = None
+    external_id: str | None = None
+    datacontenttype: str = "application/json"
+
+
+def emit(type: str, data: Any = None, *, subject: str | None = None, source: str | None = None) -> Event:
+    """Emit one event of ``type`` with ``data``; returns the stored Event.
+
+    Validates ``data`` against the type's JSON Schema (InvalidEventData, nothing
+    stored, on mismatch; UnknownEventType for an unknown or inactive type), writes
+    the event and one delivery per matching enabled route inside the caller's
+    transaction, and sends their messages only after that transaction commits.
+    """
+    return emit_many([EventSpec(type=type, data=data, subject=subject, source=source)])[0]
+
+
+def emit_many(events: Iterable[EventSpec | Mapping[str, Any]]) -> list[Event]:
+    """Emit many events at once: all are validated first, then written in one go.
+
+    Either every event is stored or none is. Each item is an EventSpec or a mapping
+    with the same keys (``type``, ``data``, ``subject``, ``source``).
+    """
+    specs = [_as_spec(item) for item in events]
+    if not specs:
+        return []
+    types, routes = route_table.types_and_routes({spec.type for spec in specs})
+    stored = [_build_event(spec, types[spec.type]) for spec in specs]
+    if _emitted_in_one_statement(stored, routes):
+        return stored
+    with transaction.atomic():
+        Event.objects.bulk_create(stored)
+        deliveries = _route(stored, routes)
+        Delivery.objects.bulk_create([d for d, _ in deliveries])
+        outgoing = [Outgoing.for_route(d.pk, route) for d, route in deliveries]
+        transaction.on_commit(partial(send_after_commit, outgoing))
+    return stored
+
+
+def _emitted_in_one_statement(events: list[Event], routes: dict[int, list[Route]]) -> bool:
+    """Outside the caller's transaction, write event and delivery rows in one statement and send.
+
+    That statement commits by itself (no BEGIN/COMMIT round trips), so the messages
+    go out right after it. False, with nothing done, where this does not apply.
+    """
+    if not sqlbatch.supported() or transaction.get_connection().in_atomic_block:
+        return False
+    pairs = _route(events, routes)
+    _insert_together(events, pairs)
+    send_after_commit([Outgoing.for_route(d.pk, route) for d, route in pairs])
+    return True
+
+
+def _insert_together(events: list[Event], pairs: list[tuple[Delivery, Route]]) -> None:
+    statements = [sqlbatch.insert_rows(Event, events)]
+    if pairs:
+        deliveries = [d for d, _ in pairs]
+        statements.append(sqlbatch.insert_rows(Delivery, deliveries, returning=("id", "event", "route")))
+    # The same SQL for any number of events: prepared once per connection.
+    rows = sqlbatch.execute_together(statements, prepare=True)
+    for event in events:
+        event._state.adding, event._state.db = False, DEFAULT_DB_ALIAS
+    # One delivery per event and route: that pair names the row each id belongs to.
+    ids = {(event_id, route_id): pk for pk, event_id, route_id in rows} if pairs else {}
+    for delivery, route in pairs:
+        delivery.pk = ids[(delivery.event_id, route.pk)]
+        delivery._state.adding, delivery._state.db = False, DEFAULT_DB_ALIAS
+
+
+def _as_spec(item: EventSpec | Mapping[str, Any]) -> EventSpec:
+    if isinstance(item, EventSpec):
+        return item
+    if not isinstance(item, Mapping) or "type" not in item:
+        raise EmitError(f"Each event needs at least a 'type'; got {item!r:.200}")
+    unknown = set(item) - set(EventSpec.__dataclass_fields__)
+    if unknown:
+        raise EmitError(f"Unknown event fields: {', '.join(sorted(unknown))}")
+    return EventSpec(**item)
+
+
+def _build_event(spec: EventSpec, event_type: EventType) -> Event:
+    validate_data(event_type.name, event_type.schema, spec.data)
+    return Event(
+        id=spec.id or uuid.uuid4(),
+        event_type=event_type,
+        type=event_type.name,
+        source=spec.source or eventhub_settings.DEFAULT_SOURCE,
+        external_id=spec.external_id,
+        subject=spec.subject or "",
+        time=spec.time or timezone.now(),
+        datacontenttype=spec.datacontenttype,
+        data=spec.data,
+    )
+
+
+def _route(events: list[Event], routes: dict[int, list[Route]]) -> list[tuple[Delivery, Route]]:
+    now = timezone.now()
+    pairs = []
+    for event in events:
+        candidates = routes.get(event.event_type_id, ())
+        envelope = event.envelope if candidates else None
+        for route in candidates:
+            if match(route.filter, envelope):
+                pairs.append((Delivery(event=event, route=route, created_at=now), route))
+    return pairs

@@ -1,0 +1,42 @@
+"""The worker: the Dramatiq actor that receives a delivery id, runs it and records the outcome.
+
+``actor`` is the thin Dramatiq shell; ``deliver`` claims, runs the destination and
+records the outcome; ``writes`` combines many threads' claims and outcomes into
+one statement; ``lifecycle`` and ``boot`` prepare a worker process; ``rescue`` and
+``upkeep`` are the periodic work beside the workers (relay, stuck deliveries);
+``fork`` starts that upkeep in its own process.
+
+Dramatiq imports ``boot`` and ``fork`` before Django is set up, so the names below
+load on first use (see eventhub.lazy).
+"""
+
+from eventhub.lazy import lazy_exports
+
+__all__ = [
+    "INTERRUPTED",
+    "PROMETHEUS_ENV",
+    "QUEUES_ENV",
+    "UPKEEP_FORK",
+    "DeliveryFailed",
+    "Outcome",
+    "deliver",
+    "record_interrupted",
+    "rescue_stale",
+    "run_upkeep",
+]
+
+__getattr__ = lazy_exports(
+    __name__,
+    {
+        "INTERRUPTED": "deliver",
+        "DeliveryFailed": "deliver",
+        "Outcome": "deliver",
+        "deliver": "deliver",
+        "record_interrupted": "deliver",
+        "PROMETHEUS_ENV": "lifecycle",
+        "QUEUES_ENV": "lifecycle",
+        "UPKEEP_FORK": "fork",
+        "rescue_stale": "rescue",
+        "run_upkeep": "upkeep",
+    },
+)

@@ -1,0 +1,89 @@
+"""The Dramatiq actor: a thin shell that hands a delivery id to eventhub.worker.deliver.
+
+Bad input never kills a worker. A message whose body is not JSON, or that names
+an actor nobody declared, is dead-lettered to the queue's ``.XQ`` by Dramatiq
+itself; a delivery message whose arguments are not one delivery id is refused by
+:class:`RejectMalformed` (logged, then dead-lettered the same way); an unknown
+delivery id is logged and dropped by ``deliver``; an unregistered handler name
+makes the delivery dead with that error.
+"""
+
+import logging
+
+import dramatiq
+from dramatiq.middleware import Middleware, SkipMessage
+
+from eventhub import broker
+from eventhub.conf import eventhub_settings
+from eventhub.outbox import DELIVER_ACTOR
+from eventhub.worker.deliver import DeliveryFailed, deliver
+
+logger = logging.getLogger(__name__)
+
+
+class MalformedMessage(Exception):
+    """A message that can never be processed: it is dead-lettered, not retried."""
+
+
+def malformed_reason(args: object, kwargs: object) -> str:
+    """Why a delivery message's arguments can't be processed, or "" when they look right."""
+    if kwargs or not isinstance(args, list | tuple) or len(args) != 1:
+        return f"expected one delivery id, got args={args!r:.100} kwargs={kwargs!r:.100}"
+    if isinstance(args[0], bool) or not isinstance(args[0], int):
+        return f"expected a delivery id, got {args[0]!r:.100}"
+    return ""
+
+
+class RejectMalformed(Middleware):
+    """Dead-letter delivery messages that could never run, before the actor sees them (no retries)."""
+
+    def before_process_message(self, broker, message):
+        if message.actor_name != DELIVER_ACTOR:
+            return
+        reason = malformed_reason(message.args, message.kwargs)
+        if reason:
+            logger.error(
+                "Malformed message %s on queue %s dead-lettered: %s",
+                message.message_id,
+                message.queue_name,
+                reason,
+            )
+            message.fail()
+            raise SkipMessage(reason)
+
+
+# Hours of retries (the route's backoff, capped) before a message that keeps failing for
+# reasons outside the delivery (database or broker down) is dead-lettered.
+INFRASTRUCTURE_RETRIES = 50
+
+
+def should_retry(retries: int, exception: BaseException) -> bool:
+    """Dramatiq's retry decision for delivery messages.
+
+    A DeliveryFailed means the database recorded a failed attempt and decided that
+    attempts are left: always retry; the database, not Dramatiq's counter, ends the
+    delivery (a dead delivery returns without raising). Any other exception means no
+    outcome was recorded (the database was unreachable, say): retry for a long while,
+    so that an outage never uses up the route's attempts or strands a delivery.
+    """
+    return isinstance(exception, DeliveryFailed) or retries < INFRASTRUCTURE_RETRIES
+
+
+def _deliver(*args: object, **kwargs: object) -> None:
+    # Checked again here for workers without RejectMalformed (tests' in-process workers).
+    reason = malformed_reason(args, kwargs)
+    if reason:
+        raise MalformedMessage(reason)
+    deliver(args[0])
+
+
+deliver_actor = broker.register_actor(
+    dramatiq.actor(
+        _deliver,
+        actor_name=DELIVER_ACTOR,
+        queue_name=eventhub_settings.DEFAULT_QUEUE,
+        throws=(MalformedMessage,),
+        retry_when=should_retry,
+        broker=broker.get_broker(),
+    )
+)

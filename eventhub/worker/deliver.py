@@ -1,0 +1,189 @@
+"""deliver(): run one delivery through its route's destination and record the outcome.
+
+The worker calls this with a delivery id. A delivery that already succeeded is
+skipped, so a message that RabbitMQ redelivers never runs a handler twice after
+its success was recorded. Every run is recorded as an Attempt; the last one that
+fails makes the delivery ``dead``.
+"""
+
+import logging
+import os
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+from dramatiq.middleware.time_limit import TimeLimitExceeded
+
+from eventhub.db import durability, sqlbatch
+from eventhub.destinations import PermanentError, destination_for
+from eventhub.models import Attempt, Delivery
+from eventhub.worker import writes
+
+logger = logging.getLogger(__name__)
+
+ERROR_LIMIT = 4000
+INTERRUPTED = (
+    "Interrupted: the worker stopped before recording an outcome (killed, or the message redelivered)."
+)
+
+
+class DeliveryFailed(Exception):
+    """Raised to the queue layer so it retries the message later."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one run of a delivery came to."""
+
+    status: str
+    attempts: int
+    error: str = ""
+
+
+def worker_name() -> str:
+    """host:pid/thread, recorded on deliveries and attempts."""
+    return f"{socket.gethostname()}:{os.getpid()}/{threading.current_thread().name}"
+
+
+def claim(delivery_id: int, *, worker: str) -> Delivery | None:
+    """Mark the delivery running and count the attempt; None if unknown, succeeded or dead.
+
+    A delivery found ``running`` was interrupted (its worker was killed, or RabbitMQ
+    redelivered the message): that attempt is recorded as failed, and when it was the
+    route's last attempt the delivery is dead instead of running again, so a handler
+    that kills its worker can't loop forever.
+    """
+    now = timezone.now()
+    if durability.can_relax():  # the usual case in one round trip; see eventhub.worker.writes
+        delivery = writes.claim_unstarted(delivery_id, worker=worker, now=now)
+        if delivery is not None:
+            return delivery
+    with transaction.atomic():
+        # The claim is made durable by the outcome's commit; it need not wait for the disk itself.
+        durability.relax_current_transaction()
+        delivery = (
+            Delivery.objects.select_for_update(of=("self",))
+            .select_related("route", "event")
+            # Dead stays dead until a replay makes it pending again; a stray message can't revive it.
+            .exclude(status__in=(Delivery.Status.SUCCEEDED, Delivery.Status.DEAD))
+            .filter(pk=delivery_id)
+            .first()
+        )
+        if delivery is None:
+            return None
+        if delivery.status == Delivery.Status.RUNNING and record_interrupted(delivery, now=now):
+            return None
+        Delivery.objects.filter(pk=delivery_id).update(
+            status=Delivery.Status.RUNNING, attempts=F("attempts") + 1, started_at=now, worker=worker
+        )
+    delivery.status, delivery.attempts, delivery.started_at, delivery.worker = (
+        Delivery.Status.RUNNING,
+        delivery.attempts + 1,
+        now,
+        worker,
+    )
+    return delivery
+
+
+def record_interrupted(delivery: Delivery, *, now: datetime) -> bool:
+    """Record a run that never recorded its outcome; True when it was the last attempt (now dead)."""
+    started = delivery.started_at or now
+    Attempt.objects.create(
+        delivery=delivery,
+        number=delivery.attempts,
+        started_at=started,
+        finished_at=now,
+        duration_ms=(now - started).total_seconds() * 1000,
+        worker=delivery.worker,
+        succeeded=False,
+        error=INTERRUPTED,
+    )
+    logger.warning("Delivery %s attempt %s was interrupted; %s", delivery.pk, delivery.attempts, INTERRUPTED)
+    if delivery.attempts - delivery.attempts_before_replay < delivery.route.max_attempts:
+        return False
+    Delivery.objects.filter(pk=delivery.pk).update(
+        status=Delivery.Status.DEAD, finished_at=now, last_error=INTERRUPTED
+    )
+    return True
+
+
+def deliver(delivery_id: int, *, worker: str | None = None) -> Outcome | None:
+    """Run delivery ``delivery_id`` once; returns its outcome, or None when there was nothing to run.
+
+    Raises DeliveryFailed after recording a failure that has attempts left, so the
+    queue layer retries it with the route's backoff.
+    """
+    worker = worker or worker_name()
+    delivery = claim(delivery_id, worker=worker)
+    if delivery is None:
+        _log_skipped(delivery_id)
+        return None
+    started = time.monotonic()
+    error = ""
+    permanent = False
+    try:
+        destination_for(delivery.route.destination_kind)(
+            route=delivery.route, envelope=delivery.event.envelope, delivery=delivery
+        )
+    except PermanentError as exc:
+        error, permanent = f"{type(exc).__name__}: {exc}", True
+    except TimeLimitExceeded:
+        limit = delivery.route.time_limit_ms
+        error = f"TimeLimitExceeded: the attempt ran longer than the route's {limit} ms."
+    except BaseException as exc:  # noqa: BLE001 - a failing handler must never escape unrecorded
+        error = f"{type(exc).__name__}: {exc}"
+    outcome = record_outcome(
+        delivery,
+        started_at=delivery.started_at,
+        duration_ms=(time.monotonic() - started) * 1000,
+        error=error,
+        permanent=permanent,
+        worker=worker,
+    )
+    if outcome.status == Delivery.Status.RETRYING:
+        raise DeliveryFailed(error)
+    return outcome
+
+
+def _log_skipped(delivery_id: int) -> None:
+    status = Delivery.objects.filter(pk=delivery_id).values_list("status", flat=True).first()
+    if status is None:
+        # Not ours to record anywhere: deleted, or a message from another database's eventhub.
+        logger.warning("Delivery %s does not exist; message dropped.", delivery_id)
+    else:
+        logger.info("Delivery %s is %s; nothing to run.", delivery_id, status)
+
+
+def record_outcome(
+    delivery: Delivery, *, started_at: datetime, duration_ms: float, error: str, permanent: bool, worker: str
+) -> Outcome:
+    """The one outcome recorder: write the attempt and the delivery's new state together."""
+    if not error:
+        status = Delivery.Status.SUCCEEDED
+    elif permanent or delivery.attempts - delivery.attempts_before_replay >= delivery.route.max_attempts:
+        status = Delivery.Status.DEAD
+    else:
+        status = Delivery.Status.RETRYING
+    finished = timezone.now()
+    error = error[:ERROR_LIMIT]
+    outcome = writes.OutcomeRequest(
+        delivery.pk, delivery.attempts, started_at, finished, duration_ms, worker, status, error
+    )
+    if sqlbatch.supported():  # one statement, with other threads' writes when outside a transaction
+        writes.record_outcome(outcome)
+    else:
+        with transaction.atomic():
+            outcome.attempt().save()
+            Delivery.objects.filter(pk=delivery.pk).update(
+                status=status, finished_at=finished, duration_ms=duration_ms, last_error=error
+            )
+    if error:
+        logger.warning(
+            "Delivery %s attempt %s failed (%s): %s", delivery.pk, delivery.attempts, status, error
+        )
+    return Outcome(status=status, attempts=delivery.attempts, error=error)

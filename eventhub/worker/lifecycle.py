@@ -1,0 +1,50 @@
+"""What a worker process needs before it consumes: its queues and lifecycle middleware."""
+
+import logging
+import os
+
+from eventhub import broker, discovery
+from eventhub.conf import eventhub_settings
+from eventhub.destinations import handler_names
+from eventhub.models import Route
+from eventhub.worker.actor import RejectMalformed
+
+logger = logging.getLogger(__name__)
+
+QUEUES_ENV = "EVENTHUB_WORKER_QUEUES"
+PROMETHEUS_ENV = "EVENTHUB_WORKER_PROMETHEUS"
+
+
+def queues_to_consume() -> list[str]:
+    """The queues named on the command line, or every queue an enabled route uses."""
+    named = [q for q in os.environ.get(QUEUES_ENV, "").split(",") if q]
+    if named:
+        return named
+    queues = set(Route.objects.filter(enabled=True).values_list("queue", flat=True))
+    queues.add(eventhub_settings.DEFAULT_QUEUE)
+    return sorted(queues)
+
+
+def prepare() -> None:
+    """Declare this worker's queues and install the worker lifecycle middleware."""
+    queues = queues_to_consume()
+    broker.declare_queues(queues)
+    for middleware in lifecycle_middleware():
+        broker.get_broker().add_middleware(middleware)
+    logger.info("eventhub worker consuming %s", ", ".join(queues))
+
+
+def lifecycle_middleware() -> list:
+    """Middleware that runs with the worker's lifecycle (registration, metrics)."""
+    # Bad messages are dead-lettered before they reach an actor (the relay runs as a fork process).
+    middleware = [RejectMalformed()]
+    if discovery.discovery_enabled():  # CONSUL_HTTP_ADDR set: register, heartbeat, deregister
+        middleware.append(discovery.ConsulRegistration(handlers=handler_names))
+    if os.environ.get(PROMETHEUS_ENV):
+        # Dramatiq's own metrics: per-process files in $dramatiq_prom_db, served by its exposition
+        # server ($dramatiq_prom_port, 9191) and by the web process's /metrics on the same host.
+        # Imported only with --prometheus: it sets up prometheus_client's multiprocess directory.
+        from dramatiq.middleware.prometheus import Prometheus
+
+        middleware.append(Prometheus())
+    return middleware

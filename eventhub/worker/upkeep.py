@@ -1,0 +1,53 @@
+"""The worker's upkeep process: the outbox relay and the rescue of stuck deliveries, on a timer.
+
+``manage.py eventhub_worker`` has Dramatiq fork it beside the worker processes
+(see eventhub.worker.fork); ``manage.py eventhub_relay`` runs the same loop on its own.
+"""
+
+import logging
+import threading
+import time
+
+from django.db import close_old_connections
+
+from eventhub.conf import eventhub_settings
+from eventhub.outbox import relay_once
+from eventhub.worker.rescue import rescue_stale
+
+logger = logging.getLogger(__name__)
+
+
+def run_upkeep(
+    *,
+    interval: float | None = None,
+    after_seconds: float | None = None,
+    batch_size: int | None = None,
+    stop: threading.Event | None = None,
+) -> None:
+    """Relay until ``stop`` is set (or the process is told to exit), every ``interval`` seconds.
+
+    A full batch is followed at once by the next; errors (database or broker away)
+    are logged and retried on the next round, never ending the loop.
+    """
+    pause = eventhub_settings.RELAY_INTERVAL_SECONDS if interval is None else interval
+    size = batch_size or eventhub_settings.RELAY_BATCH_SIZE
+    stop = stop or threading.Event()
+    after = eventhub_settings.RELAY_AFTER_SECONDS if after_seconds is None else after_seconds
+    logger.info("Relay started: every %ss, pending for more than %ss.", pause, after)
+    while not stop.is_set():
+        sent = _round(after_seconds=after_seconds, batch_size=size)
+        if sent < size:
+            stop.wait(pause)
+    logger.info("Relay stopped.")
+
+
+def _round(*, after_seconds: float | None, batch_size: int) -> int:
+    close_old_connections()
+    try:
+        return relay_once(after_seconds=after_seconds, batch_size=batch_size) + rescue_stale(
+            batch_size=batch_size
+        )
+    except Exception:
+        logger.exception("Relay round failed; trying again next round.")
+        time.sleep(1)  # don't spin when the failure is immediate
+        return 0
