@@ -9,8 +9,8 @@ import pika
 import pytest
 
 from eventhub import broker as brokers
-from eventhub import consumers
-from tests.consul_fixtures import consul_agent  # noqa: F401 - the Consul agent fixture, for every module
+from eventhub import destinations
+from tests.support.consul_fixtures import consul_agent  # noqa: F401 - the Consul agent fixture, for every module
 
 RABBITMQ_URL = os.environ.get("EVENTHUB_TEST_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
 
@@ -18,7 +18,8 @@ RABBITMQ_URL = os.environ.get("EVENTHUB_TEST_BROKER_URL", "amqp://guest:guest@12
 @pytest.fixture(autouse=True)
 def _no_stale_signal_hooks() -> Iterator[None]:
     """Each test starts on an empty database: drop hooks and routes an earlier test loaded, with no query."""
-    from eventhub import hook_table, route_table
+    from eventhub.hooks import table as hook_table
+    from eventhub.outbox import route_table
 
     hook_table.reset()
     route_table.invalidate()
@@ -28,11 +29,11 @@ def _no_stale_signal_hooks() -> Iterator[None]:
 @pytest.fixture
 def rabbitmq_broker() -> Iterator[dramatiq.Broker]:
     """eventhub switched to the real RabbitMQ broker (publisher confirms on) for one test."""
-    from eventhub import sender
+    from eventhub.outbox import background
 
     broker = brokers.setup(url=RABBITMQ_URL)
     yield broker
-    sender.flush()  # what the test emitted goes to this broker, not the next test's
+    background.flush()  # what the test emitted goes to this broker, not the next test's
     brokers.setup()
 
 
@@ -106,10 +107,18 @@ def handler() -> Iterator[Callable[..., list]]:
             if func is not None:
                 func(envelope)
 
-        consumers.consumer(name)(record)
+        destinations.consumer(name)(record)
         names.append(name)
         return calls, name
 
     yield make
     for name in names:
-        consumers.unregister(name)
+        destinations.unregister(name)
+
+
+@pytest.fixture
+def customer(db):
+    """A customer of the demo shop, whose models the hook tests watch."""
+    from shop.models import Customer
+
+    return Customer.objects.create(name="Ada", email="ada@example.com")

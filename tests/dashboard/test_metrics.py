@@ -1,0 +1,85 @@
+"""/metrics: Prometheus text a scraper parses; figures from the database; Dramatiq metrics when present."""
+
+import subprocess
+import sys
+import textwrap
+from datetime import timedelta
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.support import factories
+from tests.support.factories import make_delivery
+
+pytestmark = pytest.mark.django_db
+
+
+def scrape(client, **headers) -> dict:
+    response = client.get("/metrics", **headers)
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/plain; version=0.0.4")
+    return {family.name: family for family in text_string_to_metric_families(response.content.decode())}
+
+
+def samples(family, name: str) -> dict[tuple, float]:
+    return {tuple(sorted(s.labels.items())): s.value for s in family.samples if s.name == name}
+
+
+@pytest.fixture
+def route():
+    return factories.route(factories.event_type("order.paid"), "h.billing", name="billing")
+
+
+def test_events_and_deliveries_in_the_window_by_type_route_and_status(client, route):
+    make_delivery(route, status="succeeded")
+    make_delivery(route, status="succeeded")
+    make_delivery(route, status="dead", error="x")
+    make_delivery(route, status="succeeded", ago=timedelta(hours=2))  # outside the 5-minute window
+    families = scrape(client)
+    events = samples(families["eventhub_events_window"], "eventhub_events_window")
+    assert events == {(("type", "order.paid"), ("window_seconds", "300")): 3.0}
+    deliveries = samples(families["eventhub_deliveries_window"], "eventhub_deliveries_window")
+    assert deliveries[(("route", "billing"), ("status", "succeeded"), ("window_seconds", "300"))] == 2.0
+    assert deliveries[(("route", "billing"), ("status", "dead"), ("window_seconds", "300"))] == 1.0
+
+
+def test_latency_histogram_from_emit_to_handled(client, route):
+    for ms in (3, 40, 40, 700, 12_000):
+        make_delivery(route, latency_ms=ms)
+    make_delivery(route, status="dead", latency_ms=1, error="x")  # failures are not "handled"
+    family = scrape(client)["eventhub_delivery_latency_seconds"]
+    buckets = {s.labels["le"]: s.value for s in family.samples if s.name.endswith("_bucket")}
+    assert buckets["0.005"] == 1 and buckets["0.05"] == 3 and buckets["1.0"] == 4
+    assert buckets["10.0"] == 4 and buckets["30.0"] == 5 and buckets["+Inf"] == 5
+    total = [s.value for s in family.samples if s.name.endswith("_sum")]
+    assert total == [pytest.approx(12.783, abs=0.01)]
+
+
+def test_metrics_token_is_required_when_set(client, settings, route):
+    settings.EVENTHUB = {**settings.EVENTHUB, "METRICS_TOKEN": "s3cret"}
+    assert client.get("/metrics").status_code == 401
+    assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer wrong").status_code == 401
+    assert "eventhub_events_window" in scrape(client, HTTP_AUTHORIZATION="Bearer s3cret")
+
+
+def test_dramatiq_worker_metrics_are_included_when_their_directory_is_readable(client, tmp_path, monkeypatch):
+    # A worker process with Dramatiq's Prometheus middleware writes these files; imitate one.
+    script = textwrap.dedent(
+        """
+        import prometheus_client as prom
+        prom.Counter("dramatiq_messages", "Messages processed.", ["queue_name", "actor_name"]).labels(
+            "billing", "eventhub.deliver").inc(7)
+        """
+    )
+    env = {"PROMETHEUS_MULTIPROC_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    subprocess.run([sys.executable, "-c", script], env=env, check=True)
+    monkeypatch.setenv("dramatiq_prom_db", str(tmp_path))
+    family = scrape(client)["dramatiq_messages"]
+    assert samples(family, "dramatiq_messages_total") == {
+        (("actor_name", "eventhub.deliver"), ("queue_name", "billing")): 7.0
+    }
+
+
+def test_metrics_work_without_any_data(client):
+    families = scrape(client)
+    assert families["eventhub_deliveries_window"].samples == []

@@ -1,0 +1,81 @@
+"""Several writes in one statement: all or nothing, Django's conversions and errors."""
+
+import uuid
+
+import pytest
+from django.db import IntegrityError, connection
+from django.utils import timezone
+
+from eventhub.db import sqlbatch
+from eventhub.models import Attempt, Delivery, Event
+from tests.support import factories
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's data-modifying CTEs"),
+]
+
+
+def new_event(event_type, **fields) -> Event:
+    return Event(event_type=event_type, type=event_type.name, source="/t", time=timezone.now(), **fields)
+
+
+@pytest.mark.parametrize("prepare", [False, True])
+def test_writes_in_one_statement_land_together_with_djangos_conversions(prepare):
+    paid = factories.event_type("order.paid")
+    route = factories.route(paid, "h")
+    event = new_event(paid, data={"order_id": 1, "items": [1, 2]})
+    delivery = Delivery(event=event, route=route, created_at=timezone.now())
+
+    rows = sqlbatch.execute_together(
+        [sqlbatch.insert_rows(Event, [event]), sqlbatch.insert_rows(Delivery, [delivery], returning=["id"])],
+        prepare=prepare,
+    )
+
+    stored = Delivery.objects.select_related("event").get(pk=rows[0][0])
+    assert stored.event.data == {"order_id": 1, "items": [1, 2]} and stored.event.created_at is not None
+    assert stored.status == "pending" and stored.route_id == route.pk
+
+
+@pytest.mark.parametrize("prepare", [False, True])
+def test_a_failing_write_undoes_the_others_and_raises_djangos_error(prepare):
+    paid = factories.event_type("order.paid")
+    event = new_event(paid)
+    orphan = Delivery(event_id=uuid.uuid4(), route=factories.route(paid, "h"), created_at=timezone.now())
+    with pytest.raises(IntegrityError):
+        sqlbatch.execute_together(
+            [sqlbatch.insert_rows(Event, [event]), sqlbatch.insert_rows(Delivery, [orphan])], prepare=prepare
+        )
+    assert not Event.objects.filter(pk=event.pk).exists()
+
+
+def test_insert_rows_and_insert_columns_write_what_the_orm_reads_back():
+    paid = factories.event_type("order.paid")
+    event = Event.objects.create(event_type=paid, type=paid.name, source="/t", time=timezone.now())
+    delivery = Delivery.objects.create(
+        event=event, route=factories.route(paid, "h"), created_at=timezone.now()
+    )
+    now = timezone.now()
+    attempt = Attempt(
+        delivery=delivery, number=1, started_at=now, finished_at=now, duration_ms=1.5, succeeded=True
+    )
+    # Given by attname and field name alike, in an order of our own.
+    names = ["error", "delivery", "number", "succeeded", "worker", "started_at", "finished_at", "duration_ms"]
+    by_columns = [["Boom"], [delivery.pk], [2], [False], ["w/2"], [now], [now], [3.0]]
+
+    sqlbatch.execute_together(
+        [sqlbatch.insert_rows(Attempt, [attempt]), sqlbatch.insert_columns(Attempt, names, by_columns)],
+        prepare=True,
+    )
+
+    stored = list(
+        Attempt.objects.filter(delivery=delivery)
+        .order_by("number")
+        .values_list("number", "duration_ms", "worker", "succeeded", "error")
+    )
+    assert stored == [(1, 1.5, "", True, ""), (2, 3.0, "w/2", False, "Boom")]
+
+
+def test_insert_columns_refuses_columns_that_do_not_line_up():
+    with pytest.raises(ValueError, match="one list of values per name"):
+        sqlbatch.insert_columns(Attempt, ["number", "worker"], [[1, 2], ["w"]])

@@ -1,0 +1,84 @@
+"""eventhub.outbox.background: emit returns at commit; a sender thread publishes and marks queued."""
+
+import logging
+import threading
+
+import pytest
+
+from eventhub import emit
+from eventhub.models import Delivery
+from eventhub.outbox import background
+from tests.support import factories
+from tests.support.process import command_env, run_manage
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def held_sender(monkeypatch):
+    """The sender thread's sends wait until the test releases them."""
+    release = threading.Event()
+    real = background.send_deliveries
+
+    def held(items):
+        release.wait(10)
+        return real(items)
+
+    monkeypatch.setattr(background, "send_deliveries", held)
+    yield release
+    release.set()
+    background.flush()
+
+
+def test_emit_returns_before_the_confirm_and_flush_waits_for_it(rabbitmq_broker, queue_name, held_sender):
+    factories.route(factories.event_type("order.paid"), "h", queue=queue_name)
+    emit("order.paid", data={"order_id": 1})
+    assert list(Delivery.objects.values_list("status", flat=True)) == ["pending"]
+    assert background.flush(timeout=0.2) is False  # still held: flush says so rather than lying
+    held_sender.set()
+    assert background.flush()
+    assert list(Delivery.objects.values_list("status", flat=True)) == ["queued"]
+
+
+def test_without_background_sending_emit_returns_after_the_confirm(rabbitmq_broker, queue_name, settings):
+    settings.EVENTHUB = {**settings.EVENTHUB, "SEND_IN_BACKGROUND": False}
+    factories.route(factories.event_type("order.paid"), "h", queue=queue_name)
+    emit("order.paid", data={"order_id": 1})
+    assert list(Delivery.objects.values_list("status", flat=True)) == ["queued"]
+
+
+def test_many_single_emits_go_out_in_few_batches(rabbitmq_broker, queue_name, monkeypatch):
+    factories.route(factories.event_type("order.paid"), "h", queue=queue_name)
+    batches = []
+    real = background.send_deliveries
+    monkeypatch.setattr(
+        background, "send_deliveries", lambda items: batches.append(len(items)) or real(items)
+    )
+    for i in range(200):
+        emit("order.paid", data={"order_id": i})
+    assert background.flush()
+    assert sum(batches) == 200 and len(batches) < 200  # what gathered meanwhile went as one batch
+    assert set(Delivery.objects.values_list("status", flat=True)) == {"queued"}
+
+
+def test_past_the_hand_over_limit_deliveries_stay_pending_for_the_relay(
+    rabbitmq_broker, queue_name, held_sender, monkeypatch, caplog
+):
+    monkeypatch.setattr(background, "MAX_WAITING", 3)
+    factories.route(factories.event_type("order.paid"), "h", queue=queue_name)
+    with caplog.at_level(logging.WARNING, logger="eventhub.outbox.background"):
+        for i in range(8):
+            emit("order.paid", data={"order_id": i})
+    held_sender.set()
+    assert background.flush()
+    statuses = list(Delivery.objects.order_by("pk").values_list("status", flat=True))
+    assert statuses.count("queued") <= 4 and statuses.count("pending") >= 4  # left for the relay
+    assert sum("stay pending for the relay" in r.message for r in caplog.records) == 1  # said once
+
+
+def test_a_short_process_sends_what_it_emitted_before_exiting(rabbitmq_broker, queue_name):
+    factories.route(factories.event_type("order.paid"), "h", queue=queue_name)
+    code = "from eventhub import emit; emit('order.paid', data={'order_id': 7})"
+    result = run_manage("shell", "-c", code, env=command_env())
+    assert result.returncode == 0, result.stderr
+    assert list(Delivery.objects.values_list("status", flat=True)) == ["queued"]

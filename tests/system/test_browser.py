@@ -1,0 +1,140 @@
+"""The dashboard in a real browser: headless Chromium through Playwright, deliveries through RabbitMQ.
+
+Needs Debian's chromium (/usr/bin/chromium) and the playwright package; skipped
+without them. Screenshots go to artifacts/screenshots/.
+"""
+
+import os
+import shutil
+import threading
+from pathlib import Path
+
+import pytest
+from django.contrib.auth.models import User
+
+from eventhub import emit
+from tests.support import factories
+
+CHROMIUM = os.environ.get("EVENTHUB_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
+
+playwright_sync = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.rabbitmq,
+    pytest.mark.django_db(transaction=True),
+    # `make test` sets EVENTHUB_REQUIRE_BROWSER=1 after installing Chromium: there a missing browser fails.
+    pytest.mark.skipif(
+        shutil.which(CHROMIUM) is None and not os.environ.get("EVENTHUB_REQUIRE_BROWSER"),
+        reason=f"no Chromium at {CHROMIUM}",
+    ),
+]
+
+
+@pytest.fixture
+def page(monkeypatch):
+    """A fresh headless Chromium page; Django's ORM may be used from the test while it runs."""
+    # Playwright's sync API keeps an event loop on this thread; the test's own ORM calls are sync.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    with playwright_sync.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        context = browser.new_context(viewport={"width": 1400, "height": 1000})
+        context.set_default_timeout(20_000)
+        yield context.new_page()
+        browser.close()
+
+
+def log_in(page, base: str, next_path: str = "/eventhub/") -> None:
+    """Open a staff page, get sent to the admin login, sign in, land back on the page."""
+    page.goto(base + next_path)
+    assert "/admin/login/" in page.url
+    page.fill("#id_username", "operator")
+    page.fill("#id_password", "a-long-test-password")
+    page.click("input[type=submit]")
+    page.wait_for_url(f"**{next_path}")
+
+
+def create_route_in_admin(page, base: str, *, name: str, event_type: str, target: str, queue: str) -> None:
+    page.goto(base + "/admin/eventhub/route/add/")
+    page.fill("#id_name", name)
+    page.select_option("#id_event_type", label=event_type)
+    page.fill("#id_target", target)
+    page.fill("#id_queue", queue)
+    page.fill("#id_max_attempts", "2")
+    page.fill("#id_min_backoff_ms", "10")
+    page.fill("#id_max_backoff_ms", "20")
+    page.click("input[name=_save]")
+    page.wait_for_selector(".messagelist .success")
+
+
+def test_operator_watches_deliveries_live_and_replays_a_failure(
+    page, live_server, rabbitmq_broker, queue_name, run_worker, handler
+):
+    expect = playwright_sync.expect
+    User.objects.create_superuser("operator", "op@example.com", "a-long-test-password")
+    factories.event_type("order.paid")
+    broken = threading.Event()
+
+    def billing(envelope):
+        if broken.is_set():
+            raise RuntimeError("card declined by the payment provider")
+
+    calls, handler_name = handler(billing)
+    run_worker([queue_name])
+    base = live_server.url
+
+    log_in(page, base)
+    create_route_in_admin(
+        page, base, name="billing", event_type="order.paid", target=handler_name, queue=queue_name
+    )
+
+    page.goto(base + "/eventhub/")
+    page.evaluate("window.__notReloaded = true")
+    emit("order.paid", data={"order_id": 1}, subject="order/1")
+    first = page.locator("#deliveries tr", has_text="order/1")
+    expect(first.locator(".status")).to_have_text("succeeded")
+
+    broken.set()
+    emit("order.paid", data={"order_id": 2}, subject="order/2")
+    failed = page.locator("#problems tr", has_text="order/2")
+    expect(failed.locator(".status")).to_have_text("dead")
+    expect(failed.locator(".error")).to_contain_text("RuntimeError: card declined by the payment provider")
+    expect(failed.locator("td.num").first).to_have_text("2")
+    assert page.evaluate("window.__notReloaded") is True  # the rows arrived without a reload
+    page.screenshot(path=str(SCREENSHOTS / "dashboard-failure.png"), full_page=True)
+
+    broken.clear()
+    failed.get_by_role("button", name="Replay").click()
+    expect(page.locator(".messages")).to_contain_text("was sent again")
+    replayed = page.locator("#deliveries tr", has_text="order/2")
+    expect(replayed.locator(".status")).to_have_text("succeeded")
+    expect(page.locator("#problems tr", has_text="order/2")).to_have_count(0)
+    page.screenshot(path=str(SCREENSHOTS / "dashboard-replayed.png"), full_page=True)
+
+    replayed.get_by_role("link", name="order.paid").click()
+    page.wait_for_url("**/eventhub/events/**")
+    attempts = page.locator("section.card table tbody tr")
+    expect(attempts).to_have_count(3)
+    expect(attempts.nth(0)).to_contain_text("card declined")
+    expect(attempts.nth(2)).to_contain_text("succeeded")
+    page.screenshot(path=str(SCREENSHOTS / "event-page.png"), full_page=True)
+    assert len(calls) == 4  # order/1 once, order/2 twice failing and once after the replay
+
+
+def test_non_staff_user_cannot_open_the_dashboard(page, live_server):
+    User.objects.create_user("customer", password="a-long-test-password")
+    page.goto(live_server.url + "/eventhub/")
+    page.fill("#id_username", "customer")
+    page.fill("#id_password", "a-long-test-password")
+    page.click("input[type=submit]")
+    playwright_sync.expect(page.locator(".errornote")).to_contain_text("staff account")
+    assert "/admin/login/" in page.url

@@ -1,0 +1,66 @@
+"""eventhub_worker --prometheus: Dramatiq's own metrics reach /metrics beside eventhub's."""
+
+import signal
+import socket
+import subprocess
+import urllib.request
+
+import pytest
+from django.urls import reverse
+
+from eventhub import emit
+from eventhub.models import Delivery
+from tests.support import factories
+from tests.support.process import command_env, start_worker
+from tests.support.waiting import wait_for
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.rabbitmq]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_worker_metrics_are_served_by_dramatiq_and_by_metrics(
+    rabbitmq_broker, queue_name, tmp_path, admin_client, monkeypatch
+):
+    route = factories.route(factories.event_type("order.paid"), "testapp.record", queue=queue_name)
+    port = free_port()
+    env = command_env(
+        dramatiq_prom_db=str(tmp_path), dramatiq_prom_port=str(port), dramatiq_prom_host="127.0.0.1"
+    )
+    worker = start_worker(
+        queue_name,
+        "--prometheus",
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        for n in range(3):
+            emit("order.paid", data={"n": n})
+        wait_for(lambda: Delivery.objects.filter(route=route, status="succeeded").count() == 3, timeout=30)
+        exposed = wait_for(lambda: _scrape(f"http://127.0.0.1:{port}/"), timeout=15)
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.communicate(timeout=30)
+    assert (
+        f'dramatiq_messages_total{{actor_name="eventhub.deliver",queue_name="{queue_name}"}} 3.0' in exposed
+    )
+
+    monkeypatch.setenv("dramatiq_prom_db", str(tmp_path))
+    page = admin_client.get(reverse("eventhub:metrics")).content.decode()
+    assert f'dramatiq_messages_total{{actor_name="eventhub.deliver",queue_name="{queue_name}"}} 3.0' in page
+    assert "eventhub_deliveries_window" in page
+
+
+def _scrape(url: str) -> str:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            body = response.read().decode()
+    except OSError:
+        return ""
+    return body if "dramatiq_messages_total{" in body else ""
