@@ -28,6 +28,7 @@ test-setup: venv services
 
 lint: venv
 	$(BIN)/python -m ruff check .
+	$(BIN)/lint-imports
 	$(BIN)/python manage.py makemigrations --check --dry-run
 	DJANGO_SETTINGS_MODULE=tests.settings $(BIN)/python manage.py makemigrations --check --dry-run
 
