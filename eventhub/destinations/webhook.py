@@ -17,10 +17,11 @@ from urllib.parse import urlsplit
 
 import requests
 
-from eventhub import discovery
+from eventhub import discovery, tracing
 from eventhub.conf import eventhub_settings
 from eventhub.destinations.errors import DestinationError, PermanentError
 from eventhub.destinations.signing import signed_headers
+from eventhub.events import IDENTITY, Transform
 
 BODY_EXCERPT = 500
 FAILED_INSTANCE_PENALTY_SECONDS = 30.0
@@ -31,6 +32,14 @@ _failed_until: dict[str, float] = {}
 
 
 @dataclass(frozen=True)
+class Reply:
+    """A receiver's 2xx answer: its status and the start of its body (shown by the route's test send)."""
+
+    status: int
+    excerpt: str
+
+
+@dataclass(frozen=True)
 class Endpoint:
     """One URL to try, and the instance it belongs to (for the failure penalty)."""
 
@@ -38,10 +47,15 @@ class Endpoint:
     instance: str
 
 
-def send(*, route: Any, envelope: dict[str, Any], delivery: Any) -> None:
-    """POST the envelope, signed with the route's secret; raise DestinationError unless 2xx."""
-    body = json.dumps(envelope, separators=(",", ":"), sort_keys=True).encode()
-    headers = {"content-type": "application/json", "user-agent": "eventhub-webhook/1"}
+def send(*, route: Any, envelope: dict[str, Any], delivery: Any, transform: Transform = IDENTITY) -> Reply:
+    """POST the envelope (reshaped by ``transform``), signed with the route's secret.
+
+    Returns the receiver's 2xx reply; raises DestinationError for any other answer.
+    """
+    body = json.dumps(transform.body(envelope), separators=(",", ":"), sort_keys=True).encode()
+    # Static headers first: eventhub's own below always win (the transform refuses them anyway).
+    headers = {**transform.headers, "content-type": "application/json", "user-agent": "eventhub-webhook/1"}
+    headers.update(tracing.outgoing_headers(envelope))
     # The same id on every retry lets receivers de-duplicate (Standard Webhooks).
     headers.update(signed_headers(secret=route.secret, msg_id=f"{envelope['id']}.{route.pk}", body=body))
     endpoints = endpoints_for(route.target)
@@ -58,7 +72,7 @@ def send(*, route: Any, envelope: dict[str, Any], delivery: Any) -> None:
                 break  # the request may have arrived: let the retry policy decide, don't fan out
             continue
         if 200 <= response.status_code < 300:
-            return
+            return Reply(response.status_code, response.text[:BODY_EXCERPT])
         _penalise(endpoint)
         raise DestinationError(
             f"{endpoint.url} answered {response.status_code}: {response.text[:BODY_EXCERPT]}".rstrip()

@@ -19,4 +19,9 @@ def envelope_of(event: "Event") -> dict[str, Any]:
     }
     if event.subject:
         envelope["subject"] = event.subject
+    # The CloudEvents distributed-tracing extension: where the event was emitted, for the next hop.
+    if event.traceparent:
+        envelope["traceparent"] = event.traceparent
+        if event.tracestate:
+            envelope["tracestate"] = event.tracestate
     return envelope

@@ -16,6 +16,8 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote
 
+from eventhub.tracing import parse as parse_trace
+
 STRUCTURED = "application/cloudevents+json"
 BATCH = "application/cloudevents-batch+json"
 SPECVERSION = "1.0"
@@ -52,6 +54,9 @@ class CloudEvent:
     subject: str | None = None
     datacontenttype: str = JSON_DEFAULT
     data: Any = None
+    # The distributed-tracing extension (W3C trace context); kept only when valid.
+    traceparent: str | None = None
+    tracestate: str | None = None
 
 
 def media_type(content_type: str | None) -> str:
@@ -179,7 +184,14 @@ def _attributes(values: Mapping[str, Any]) -> dict[str, Any]:
         "time": _timestamp(values.get("time")),
         "subject": values.get("subject") or None,
         "datacontenttype": values.get("datacontenttype") or JSON_DEFAULT,
+        **_tracing(values),
     }
+
+
+def _tracing(values: Mapping[str, Any]) -> dict[str, str | None]:
+    # As the W3C spec says of headers: an invalid traceparent is ignored, never an error.
+    context = parse_trace(values.get("traceparent"), values.get("tracestate") or "")
+    return {"traceparent": context.traceparent, "tracestate": context.tracestate} if context else {}
 
 
 def _check_specversion(value: Any) -> None:

@@ -150,4 +150,6 @@ def _spec(event: CloudEvent) -> EventSpec:
         time=event.time,
         external_id=event.id,
         datacontenttype=event.datacontenttype,
+        traceparent=event.traceparent,  # None: the request's own traceparent (see views.events)
+        tracestate=event.tracestate,
     )

@@ -19,10 +19,12 @@ from django.db.models import F
 from django.utils import timezone
 from dramatiq.middleware.time_limit import TimeLimitExceeded
 
+from eventhub import tracing
 from eventhub.db import durability, sqlbatch
 from eventhub.destinations import PermanentError, destination_for
 from eventhub.models import Attempt, Delivery
-from eventhub.worker import writes
+from eventhub.outbox import ordering
+from eventhub.worker import shaping, writes
 
 logger = logging.getLogger(__name__)
 
@@ -109,6 +111,8 @@ def record_interrupted(delivery: Delivery, *, now: datetime) -> bool:
     Delivery.objects.filter(pk=delivery.pk).update(
         status=Delivery.Status.DEAD, finished_at=now, last_error=INTERRUPTED
     )
+    if delivery.ordering_key is not None:  # issue 19: the next delivery of its key may run
+        transaction.on_commit(lambda: ordering.release(route_id=delivery.route_id, key=delivery.ordering_key))
     return True
 
 
@@ -123,21 +127,44 @@ def deliver(delivery_id: int, *, worker: str | None = None) -> Outcome | None:
     if delivery is None:
         _log_skipped(delivery_id)
         return None
+    # Issue 19: ordering per key. Not its key's turn: it waits, and its message is done with.
+    if delivery.ordering_key is not None and not ordering.may_run(delivery):
+        return None
+    parent = tracing.parse(delivery.event.traceparent, delivery.event.tracestate)
+    with tracing.span(
+        "eventhub deliver", kind="CONSUMER", parent=parent, attributes=_span_attributes(delivery)
+    ) as span:
+        outcome = _attempt(delivery, worker=worker)
+        tracing.set_attributes(span, status=str(outcome.status))
+    if delivery.ordering_key is not None and outcome.status in ordering.FINISHED:
+        ordering.release(route_id=delivery.route_id, key=delivery.ordering_key)  # issue 19: the key's next
+    if outcome.status == Delivery.Status.RETRYING:
+        raise DeliveryFailed(outcome.error)
+    return outcome
+
+
+def _attempt(delivery: Delivery, *, worker: str) -> Outcome:
+    """Run the route's destination once and record the outcome."""
     started = time.monotonic()
     error = ""
     permanent = False
-    try:
-        destination_for(delivery.route.destination_kind)(
-            route=delivery.route, envelope=delivery.event.envelope, delivery=delivery
-        )
-    except PermanentError as exc:
-        error, permanent = f"{type(exc).__name__}: {exc}", True
-    except TimeLimitExceeded:
-        limit = delivery.route.time_limit_ms
-        error = f"TimeLimitExceeded: the attempt ran longer than the route's {limit} ms."
-    except BaseException as exc:  # noqa: BLE001 - a failing handler must never escape unrecorded
-        error = f"{type(exc).__name__}: {exc}"
-    outcome = record_outcome(
+    with tracing.span("eventhub attempt", attributes={"eventhub.attempt": delivery.attempts}) as span:
+        try:
+            destination_for(delivery.route.destination_kind)(
+                route=delivery.route,
+                envelope=delivery.event.envelope,
+                delivery=delivery,
+                transform=shaping.transform_for(delivery),
+            )
+        except PermanentError as exc:
+            error, permanent = f"{type(exc).__name__}: {exc}", True
+        except TimeLimitExceeded:
+            limit = delivery.route.time_limit_ms
+            error = f"TimeLimitExceeded: the attempt ran longer than the route's {limit} ms."
+        except BaseException as exc:  # noqa: BLE001 - a failing handler must never escape unrecorded
+            error = f"{type(exc).__name__}: {exc}"
+        tracing.mark_failed(span, error)
+    return record_outcome(
         delivery,
         started_at=delivery.started_at,
         duration_ms=(time.monotonic() - started) * 1000,
@@ -145,9 +172,16 @@ def deliver(delivery_id: int, *, worker: str | None = None) -> Outcome | None:
         permanent=permanent,
         worker=worker,
     )
-    if outcome.status == Delivery.Status.RETRYING:
-        raise DeliveryFailed(error)
-    return outcome
+
+
+def _span_attributes(delivery: Delivery) -> dict:
+    return {
+        "eventhub.delivery_id": delivery.pk,
+        "eventhub.route": delivery.route.name,
+        "eventhub.event_type": delivery.event.type,
+        "eventhub.event_id": str(delivery.event_id),
+        "messaging.destination.name": delivery.route.queue,
+    }
 
 
 def _log_skipped(delivery_id: int) -> None:
