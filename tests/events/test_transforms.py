@@ -22,7 +22,9 @@ def test_data_only():
 
 
 def test_fields_are_picked_and_renamed_from_the_envelope():
-    spec = check_transform({"fields": {"order": "data.order_id", "kind": "type", "money.total": "data.amount.value"}})
+    spec = check_transform(
+        {"fields": {"order": "data.order_id", "kind": "type", "money.total": "data.amount.value"}}
+    )
     assert Transform(spec).body(ENVELOPE) == {"order": 42, "kind": "order.paid", "money": {"total": 9.5}}
 
 

@@ -5,6 +5,8 @@ import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import pytest
+
 
 @dataclass
 class Received:
@@ -60,3 +62,18 @@ class Receiver:
 
 class _IPv6Server(ThreadingHTTPServer):
     address_family = socket.AF_INET6
+
+
+@pytest.fixture
+def webhook_receiver():
+    """Start loopback webhook receivers for one test: ``receiver = webhook_receiver(status=500)``."""
+    started: list[Receiver] = []
+
+    def start(**kwargs) -> Receiver:
+        receiver = Receiver(**kwargs).start()
+        started.append(receiver)
+        return receiver
+
+    yield start
+    for receiver in started:
+        receiver.stop()
