@@ -17,3 +17,13 @@ class Switch(models.Model):
 
     name = models.CharField(max_length=100, unique=True)
     on = models.BooleanField(default=False)
+
+
+class OrderedRun(models.Model):
+    """One run of the ordering test handler: which key and number, when, in which process."""
+
+    key = models.CharField(max_length=100, db_index=True)
+    n = models.IntegerField()
+    pid = models.IntegerField()
+    started = models.FloatField()
+    finished = models.FloatField()
