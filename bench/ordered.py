@@ -1,0 +1,107 @@
+"""The ordering phase: N events over K keys through an ordered route and an unordered one, same run.
+
+Both routes go to the same recording handler (bench/consumers.py ``bench.keyed``) on
+the same workers; events are emitted with ``emit_many`` while the workers run. The
+ordered route's key is ``{data.key}``. Reported: each route's end-to-end rate, their
+ratio, and for each route how many keys ran their events in emit order, one at a time.
+"""
+
+import time
+from collections import defaultdict
+from pathlib import Path
+
+from django.utils import timezone
+
+from bench import eh, recorder, services, stats
+from eventhub import emit_many
+from eventhub.models import EventType, Route
+from eventhub.outbox import background
+
+UNORDERED, ORDERED = "bench.keyed", "bench.ordered"
+
+
+def run(
+    *, n: int, keys: int, batch: int, processes: int, threads: int, queue: str, out_dir: str, log: Path
+) -> dict:
+    """Unordered first, then ordered, on one set of workers; returns both rates and the order checks."""
+    routes = {name: _route(name, queue, ordered=name == ORDERED) for name in (UNORDERED, ORDERED)}
+    ids = [r.pk for r in routes.values()]
+    services.clear_bench_rows(ids)
+    workers = services.eventhub_workers(queue, processes, threads, out_dir, log)
+    try:
+        workers.wait_consuming(queue, processes)
+        result = {"n": n, "keys": keys, "batch": batch, "load_before": stats.load()}
+        for name, route in routes.items():
+            result[name] = _phase(name, route, n=n, keys=keys, batch=batch, workers=workers)
+            result[name]["order"] = check_order(recorder.read(out_dir, name))
+            services.clear_bench_rows(ids)
+        result["ratio"] = result[ORDERED]["rate"] / result[UNORDERED]["rate"]
+        result["load_after"] = stats.load()
+        return result
+    finally:
+        workers.stop()
+        services.clear_bench_rows(ids)
+
+
+def _route(name: str, queue: str, *, ordered: bool) -> Route:
+    event_type, _ = EventType.objects.update_or_create(name=name, defaults={"active": True, "schema": None})
+    route, _ = Route.objects.update_or_create(
+        name=f"route-{name}",
+        defaults={
+            "event_type": event_type,
+            "destination_kind": Route.Kind.HANDLER,
+            "target": UNORDERED,
+            "queue": queue,
+            "enabled": True,
+            "filter": {},
+            "ordering_key": "{data.key}" if ordered else "",
+        },
+    )
+    return route
+
+
+def _phase(name: str, route: Route, *, n: int, keys: int, batch: int, workers: services.Workers) -> dict:
+    started_at = timezone.now()
+    began = time.monotonic()
+    for first in range(0, n, batch):
+        emit_many(
+            [
+                {"type": name, "data": {"key": i % keys, "n": i // keys}}
+                for i in range(first, min(first + batch, n))
+            ]
+        )
+    background.flush(timeout=60)
+    emitted = time.monotonic() - began
+    finished = eh._wait_succeeded(route, n, workers)
+    seconds = (finished - started_at).total_seconds()
+    return {"seconds": seconds, "rate": stats.rate(n, seconds), "emit_seconds": emitted}
+
+
+def check_order(rows: list[list[float]]) -> dict:
+    """Per key: were its runs in emit order (n ascending by start) and one at a time (no overlap)?"""
+    lines: dict[int, list[tuple[float, float, int]]] = defaultdict(list)
+    for key, n, started, finished in rows:
+        lines[int(key)].append((started, finished, int(n)))
+    in_order = one_at_a_time = 0
+    for line in lines.values():
+        line.sort()
+        in_order += [n for _, _, n in line] == sorted(n for _, _, n in line)
+        one_at_a_time += all(b[0] >= a[1] for a, b in zip(line, line[1:], strict=False))
+    return {"keys": len(lines), "runs": len(rows), "in_order": in_order, "one_at_a_time": one_at_a_time}
+
+
+def render(result: dict) -> str:
+    """The phase's lines for the printed report."""
+    out = [
+        f"ordering per key - {result['n']} events over {result['keys']} keys, batches of {result['batch']}"
+    ]
+    for name in (UNORDERED, ORDERED):
+        phase, order = result[name], result[name]["order"]
+        label = "ordered  " if name == ORDERED else "unordered"
+        keys = order["keys"]
+        out.append(
+            f"  {label} route: {phase['rate']:,.0f} events/s end to end; keys in emit order "
+            f"{order['in_order']}/{keys}, one at a time {order['one_at_a_time']}/{keys}"
+        )
+    out.append(f"  ordered / unordered throughput: {result['ratio']:.2f} (target >= 0.5)")
+    return "\n".join(out)
