@@ -137,7 +137,10 @@ class RouteTryAdmin:
 
 def sample_data(route_id) -> str:
     """The latest event's data of the route's type, as JSON for the test form ({} when none)."""
-    route = Route.objects.filter(pk=route_id).select_related("event_type").first()
+    try:
+        route = Route.objects.filter(pk=route_id).select_related("event_type").first()
+    except (TypeError, ValueError):  # not a route id: the admin answers that itself
+        route = None
     if route is None:
         return "{}"
     latest = Event.objects.filter(type=route.event_type.name).order_by("-time").values_list("data", flat=True)

@@ -82,13 +82,21 @@ def emit_many(events: Iterable[EventSpec | Mapping[str, Any]]) -> list[Event]:
         if not ordered and _emitted_in_one_statement(stored, routes):
             return stored
         with transaction.atomic():
-            Event.objects.bulk_create(stored)
             deliveries = _route(stored, routes)
             ordering.number([d for d, _ in deliveries])  # issue 19: ordering per key
-            Delivery.objects.bulk_create([d for d, _ in deliveries])
+            _insert(stored, deliveries)
             outgoing = [Outgoing.for_route(d.pk, route) for d, route in deliveries]
             transaction.on_commit(partial(_publish, outgoing, stored))
     return stored
+
+
+def _insert(events: list[Event], pairs: list[tuple[Delivery, Route]]) -> None:
+    """Inside a transaction: one prepared statement on PostgreSQL, Django's bulk inserts elsewhere."""
+    if sqlbatch.supported():
+        _insert_together(events, pairs)
+        return
+    Event.objects.bulk_create(events)
+    Delivery.objects.bulk_create([d for d, _ in pairs])
 
 
 def _publish(outgoing: list[Outgoing], events: list[Event]) -> None:

@@ -20,6 +20,7 @@ the other's write: a waiting head is never left behind. A replayed delivery goes
 the back of its line (:func:`renumber`).
 """
 
+import functools
 import logging
 import time
 from collections.abc import Sequence
@@ -31,6 +32,7 @@ from django.db.models import Exists, F, OuterRef
 from django.utils import timezone
 
 from eventhub.conf import eventhub_settings
+from eventhub.db import Combiner, sqlbatch
 from eventhub.events import render_key
 from eventhub.models import Delivery, OrderingKey, Route
 from eventhub.outbox import route_table
@@ -102,14 +104,59 @@ def _advance(counts: list[tuple[int, str, int]]) -> dict[tuple[int, str], int]:
         return {(route_id, key): last for route_id, key, last in cursor.fetchall()}
 
 
-def _head(route_id: int, key: str) -> tuple[int, str] | None:
-    """(id, status) of the lowest-numbered unfinished delivery of the key."""
+Head = tuple[int, str] | None
+
+
+def _head(route_id: int, key: str) -> Head:
+    """(id, status) of the lowest-numbered unfinished delivery of the key (twice per ordered delivery).
+
+    Outside a transaction on PostgreSQL, a worker process's concurrent lookups run
+    as one statement (eventhub.db.combining), after each caller's own write committed.
+    """
+    if sqlbatch.supported() and not connection.in_atomic_block:
+        return _heads.submit((route_id, key))
+    return _head_batch([(route_id, key)])[0]
+
+
+def _head_batch(keys: Sequence[tuple[int, str]]) -> list[Head]:
+    if not sqlbatch.supported():
+        found = [sqlbatch.execute(_head_sql(), key)[0] for key in keys]
+        return [tuple(rows[0]) if rows else None for rows in found]
+    route_ids, names = [k[0] for k in keys], [k[1] for k in keys]
+    rows, _ = sqlbatch.execute(_heads_sql(), (route_ids, names), prepare=True)
+    heads: dict[int, Head] = {index: (pk, status) for pk, status, index in rows}
+    return [heads.get(index) for index in range(1, len(keys) + 1)]
+
+
+_heads: Combiner[tuple[int, str], Head] = Combiner(_head_batch)
+
+
+def _columns() -> tuple[str, dict[str, str]]:
+    qn, meta = connection.ops.quote_name, Delivery._meta
+    names = ("id", "status", "route", "ordering_key", "ordering_seq")
+    return qn(meta.db_table), {name: qn(meta.get_field(name).column) for name in names}
+
+
+@functools.cache
+def _head_sql() -> str:
+    table, c = _columns()
+    # The finished statuses are literals, not parameters: a prepared (generic) plan must see that the
+    # query implies the partial index's condition, or it could not use delivery_ordering_head.
+    finished = ", ".join(f"'{status}'" for status in FINISHED)
     return (
-        Delivery.objects.filter(route_id=route_id, ordering_key=key)
-        .exclude(status__in=FINISHED)
-        .order_by("ordering_seq", "pk")
-        .values_list("pk", "status")
-        .first()
+        f"SELECT d.{c['id']}, d.{c['status']} FROM {table} d WHERE d.{c['route']} = %s "
+        f"AND d.{c['ordering_key']} = %s AND NOT (d.{c['status']} IN ({finished})) "
+        f"ORDER BY d.{c['ordering_seq']}, d.{c['id']} LIMIT 1"
+    )
+
+
+@functools.cache
+def _heads_sql() -> str:
+    """Each key's head, for many keys in one statement (PostgreSQL), tagged with the key's position."""
+    head = _head_sql().replace("= %s", "= k.route_id", 1).replace("= %s", "= k.key", 1)
+    return (
+        f"SELECT h.*, k.i FROM unnest(%s::bigint[], %s::varchar[]) WITH ORDINALITY AS k(route_id, key, i) "
+        f"CROSS JOIN LATERAL ({head}) h"
     )
 
 

@@ -6,6 +6,7 @@ its success was recorded. Every run is recorded as an Attempt; the last one that
 fails makes the delivery ``dead``.
 """
 
+import contextlib
 import logging
 import os
 import socket
@@ -130,10 +131,7 @@ def deliver(delivery_id: int, *, worker: str | None = None) -> Outcome | None:
     # Issue 19: ordering per key. Not its key's turn: it waits, and its message is done with.
     if delivery.ordering_key is not None and not ordering.may_run(delivery):
         return None
-    parent = tracing.parse(delivery.event.traceparent, delivery.event.tracestate)
-    with tracing.span(
-        "eventhub deliver", kind="CONSUMER", parent=parent, attributes=_span_attributes(delivery)
-    ) as span:
+    with _deliver_span(delivery) as span:
         outcome = _attempt(delivery, worker=worker)
         tracing.set_attributes(span, status=str(outcome.status))
     if delivery.ordering_key is not None and outcome.status in ordering.FINISHED:
@@ -174,14 +172,19 @@ def _attempt(delivery: Delivery, *, worker: str) -> Outcome:
     )
 
 
-def _span_attributes(delivery: Delivery) -> dict:
-    return {
+def _deliver_span(delivery: Delivery):
+    """The OpenTelemetry span of this run, in the event's trace (nothing when spans are off)."""
+    if not tracing.enabled():
+        return contextlib.nullcontext()
+    attributes = {
         "eventhub.delivery_id": delivery.pk,
         "eventhub.route": delivery.route.name,
         "eventhub.event_type": delivery.event.type,
         "eventhub.event_id": str(delivery.event_id),
         "messaging.destination.name": delivery.route.queue,
     }
+    parent = tracing.parse(delivery.event.traceparent, delivery.event.tracestate)
+    return tracing.span("eventhub deliver", kind="CONSUMER", parent=parent, attributes=attributes)
 
 
 def _log_skipped(delivery_id: int) -> None:
