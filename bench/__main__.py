@@ -125,6 +125,7 @@ def main(argv: list[str] | None = None) -> int:
                 queue=queues[2],
                 out_dir=str(work / "ordered"),
                 log=work / "ordered-workers.log",
+                rounds=1 if args.quick else 2,
             )
     finally:
         services.delete_queues(queues)

@@ -2,8 +2,11 @@
 
 Both routes go to the same recording handler (bench/consumers.py ``bench.keyed``) on
 the same workers; events are emitted with ``emit_many`` while the workers run. The
-ordered route's key is ``{data.key}``. Reported: each route's end-to-end rate, their
-ratio, and for each route how many keys ran their events in emit order, one at a time.
+ordered route's key is ``{data.key}``. The two routes take turns (``rounds`` times
+each), so that a load spike from other work on the machine does not land on one
+route only; each route's best round is reported, with every round in the JSON.
+Reported: each route's end-to-end rate, their ratio, and for each route how many
+keys ran their events in emit order, one at a time (checked in every round).
 """
 
 import time
@@ -21,20 +24,37 @@ UNORDERED, ORDERED = "bench.keyed", "bench.ordered"
 
 
 def run(
-    *, n: int, keys: int, batch: int, processes: int, threads: int, queue: str, out_dir: str, log: Path
+    *,
+    n: int,
+    keys: int,
+    batch: int,
+    processes: int,
+    threads: int,
+    queue: str,
+    out_dir: str,
+    log: Path,
+    rounds: int = 2,
 ) -> dict:
-    """Unordered first, then ordered, on one set of workers; returns both rates and the order checks."""
+    """Unordered and ordered in turns on one set of workers; returns the rates and the order checks."""
     routes = {name: _route(name, queue, ordered=name == ORDERED) for name in (UNORDERED, ORDERED)}
     ids = [r.pk for r in routes.values()]
     services.clear_bench_rows(ids)
     workers = services.eventhub_workers(queue, processes, threads, out_dir, log)
     try:
         workers.wait_consuming(queue, processes)
-        result = {"n": n, "keys": keys, "batch": batch, "load_before": stats.load()}
-        for name, route in routes.items():
-            result[name] = _phase(name, route, n=n, keys=keys, batch=batch, workers=workers)
-            result[name]["order"] = check_order(recorder.read(out_dir, name))
-            services.clear_bench_rows(ids)
+        result = {"n": n, "keys": keys, "batch": batch, "rounds": rounds, "load_before": stats.load()}
+        tries: dict[str, list[dict]] = {name: [] for name in routes}
+        for _ in range(rounds):
+            for name, route in routes.items():
+                phase = _checked_phase(
+                    name, route, out_dir=out_dir, n=n, keys=keys, batch=batch, workers=workers
+                )
+                tries[name].append(phase)
+                services.clear_bench_rows(ids)
+                recorder.clear(out_dir, name)
+        for name, phases in tries.items():
+            result[name] = {**max(phases, key=lambda p: p["rate"]), "rounds": phases}
+            result[name]["order"] = _worst(p["order"] for p in phases)
         result["ratio"] = result[ORDERED]["rate"] / result[UNORDERED]["rate"]
         result["load_after"] = stats.load()
         return result
@@ -60,6 +80,13 @@ def _route(name: str, queue: str, *, ordered: bool) -> Route:
     return route
 
 
+def _checked_phase(name: str, route: Route, *, out_dir: str, workers: services.Workers, **sizes: int) -> dict:
+    phase = _phase(name, route, workers=workers, **sizes)
+    phase["order"] = check_order(recorder.read(out_dir, name))
+    phase["load"] = stats.load()
+    return phase
+
+
 def _phase(name: str, route: Route, *, n: int, keys: int, batch: int, workers: services.Workers) -> dict:
     started_at = timezone.now()
     began = time.monotonic()
@@ -75,6 +102,11 @@ def _phase(name: str, route: Route, *, n: int, keys: int, batch: int, workers: s
     finished = eh._wait_succeeded(route, n, workers)
     seconds = (finished - started_at).total_seconds()
     return {"seconds": seconds, "rate": stats.rate(n, seconds), "emit_seconds": emitted}
+
+
+def _worst(checks) -> dict:
+    checks = list(checks)
+    return {key: min(c[key] for c in checks) for key in checks[0]}
 
 
 def check_order(rows: list[list[float]]) -> dict:
