@@ -18,6 +18,7 @@ def latency(envelope: dict) -> None:
 
 
 @consumer("bench.keyed")
+@consumer("bench.ordered")
 def keyed(envelope: dict) -> None:
     """Record (key, n, start, end) for the ordering check; the same for the ordered and unordered route."""
     started = time.time()

@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from bench import eh, recorder, services, stats
 from eventhub import emit_many
-from eventhub.models import EventType, Route
+from eventhub.models import Route
 from eventhub.outbox import background
 
 UNORDERED, ORDERED = "bench.keyed", "bench.ordered"
@@ -64,19 +64,10 @@ def run(
 
 
 def _route(name: str, queue: str, *, ordered: bool) -> Route:
-    event_type, _ = EventType.objects.update_or_create(name=name, defaults={"active": True, "schema": None})
-    route, _ = Route.objects.update_or_create(
-        name=f"route-{name}",
-        defaults={
-            "event_type": event_type,
-            "destination_kind": Route.Kind.HANDLER,
-            "target": UNORDERED,
-            "queue": queue,
-            "enabled": True,
-            "filter": {},
-            "ordering_key": "{data.key}" if ordered else "",
-        },
-    )
+    """The bench's route for ``name`` (bench.eh's), ordered by ``{data.key}`` or not."""
+    route = eh._route(name, queue)
+    route.ordering_key = "{data.key}" if ordered else ""
+    route.save()
     return route
 
 
