@@ -13,7 +13,7 @@ from dramatiq.brokers.rabbitmq import RabbitmqBroker
 from dramatiq.brokers.stub import StubBroker
 
 from eventhub.broker.embedded import stop_embedded_worker
-from eventhub.broker.middleware import DjangoConnections
+from eventhub.broker.middleware import DjangoConnections, RetryNotes
 from eventhub.conf import eventhub_settings
 
 _lock = threading.Lock()
@@ -31,6 +31,7 @@ def build(url: str) -> dramatiq.Broker:
     else:
         raise ValueError(f"BROKER_URL must be empty (embedded) or amqp://...; got {url!r}")
     broker.add_middleware(DjangoConnections())
+    broker.add_middleware(RetryNotes())  # last: its after_* hooks run before Retries re-sends
     return broker
 
 

@@ -14,11 +14,13 @@ from eventhub.lazy import lazy_exports
 
 __all__ = [
     "INTERRUPTED",
+    "OUTCOME_NOT_RECORDED",
     "PROMETHEUS_ENV",
     "QUEUES_ENV",
     "UPKEEP_FORK",
     "DeliveryFailed",
     "Outcome",
+    "OutcomeNotRecorded",
     "deliver",
     "record_interrupted",
     "rescue_stale",
@@ -29,6 +31,8 @@ __getattr__ = lazy_exports(
     __name__,
     {
         "INTERRUPTED": "deliver",
+        "OUTCOME_NOT_RECORDED": "deliver",
+        "OutcomeNotRecorded": "deliver",
         "DeliveryFailed": "deliver",
         "Outcome": "deliver",
         "deliver": "deliver",
