@@ -38,6 +38,8 @@ DEFAULTS: dict[str, Any] = {
     "WEBHOOK_TIMEOUT_SECONDS": 10.0,
     # Ingest API: largest accepted request body.
     "INGEST_MAX_BYTES": 1024 * 1024,
+    # Ingest API: the Retry-After of a 503 answered while the database is unreachable.
+    "INGEST_RETRY_AFTER_SECONDS": 5,
     # Event types and routes: how long a process uses its copy before reading them again (edits
     # made in the same process take effect at once).
     "ROUTES_REFRESH_SECONDS": 1.0,

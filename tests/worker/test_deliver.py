@@ -4,15 +4,15 @@ import logging
 import time
 
 import pytest
-from django.db import connection
 
 from eventhub import broker as brokers
 from eventhub import emit
 from eventhub.models import Attempt, Delivery
 from eventhub.outbox.message import Outgoing, message_for
 from eventhub.worker.deliver import INTERRUPTED, OutcomeNotRecorded
-from tests.support import factories
+from tests.support import factories, refusals
 from tests.support.waiting import wait_for
+from tests.testapp.models import Switch
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -121,36 +121,10 @@ def test_a_retried_attempt_logs_one_warning_line_and_the_dead_one_an_error_with_
 
 @pytest.fixture
 def refusing_attempts(transactional_db):
-    """A trigger that makes the database refuse new attempt rows while the switch "attempts" is on."""
-    from tests.testapp.models import Switch
-
+    """The database refuses new attempt rows while the returned switch is on."""
     switch = Switch.objects.create(name="attempts", on=False)
-    statements = {
-        "postgresql": [
-            """CREATE FUNCTION eh_test_refuse() RETURNS trigger AS $$ BEGIN
-                 IF EXISTS (SELECT 1 FROM testapp_switch WHERE name = 'attempts' AND "on") THEN
-                   RAISE EXCEPTION 'the database refused the write (test trigger)';
-                 END IF; RETURN NEW; END $$ LANGUAGE plpgsql""",
-            "CREATE TRIGGER eh_test_refuse BEFORE INSERT ON eventhub_attempt "
-            "FOR EACH ROW EXECUTE FUNCTION eh_test_refuse()",
-        ],
-        "sqlite": [
-            """CREATE TRIGGER eh_test_refuse BEFORE INSERT ON eventhub_attempt
-               WHEN EXISTS (SELECT 1 FROM testapp_switch WHERE name = 'attempts' AND "on")
-               BEGIN SELECT RAISE(ABORT, 'the database refused the write (test trigger)'); END""",
-        ],
-    }
-    drops = {
-        "postgresql": ["DROP TRIGGER eh_test_refuse ON eventhub_attempt", "DROP FUNCTION eh_test_refuse()"],
-        "sqlite": ["DROP TRIGGER eh_test_refuse"],
-    }
-    with connection.cursor() as cursor:
-        for sql in statements[connection.vendor]:
-            cursor.execute(sql)
-    yield switch
-    with connection.cursor() as cursor:
-        for sql in drops[connection.vendor]:
-            cursor.execute(sql)
+    with refusals.refusing("eventhub_attempt", "INSERT", switch="attempts"):
+        yield switch
 
 
 def test_an_attempt_whose_outcome_could_not_be_written_is_recorded_as_such_when_run_again(
@@ -175,7 +149,7 @@ def test_an_attempt_whose_outcome_could_not_be_written_is_recorded_as_such_when_
     history = list(Attempt.objects.filter(delivery=delivery).values_list("number", "succeeded", "error"))
     assert [h[:2] for h in history] == [(1, False), (2, True)]
     assert history[0][2].startswith("Outcome not recorded: the attempt ran (it may have taken effect)")
-    assert "the database refused the write (test trigger)" in history[0][2]
+    assert refusals.MESSAGE in history[0][2]
     assert INTERRUPTED not in history[0][2]
     assert len(calls) == 2 and delivery.attempts == 2 and route.max_attempts == 5
 
