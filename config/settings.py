@@ -106,6 +106,9 @@ EVENTHUB = {
     # The outbox relay: grace period before a pending delivery is sent again, and its pace.
     "RELAY_AFTER_SECONDS": env.float("EVENTHUB_RELAY_AFTER_SECONDS", default=30),
     "RELAY_INTERVAL_SECONDS": env.float("EVENTHUB_RELAY_INTERVAL_SECONDS", default=10),
+    # The embedded broker (no BROKER_URL): how long a process waits at exit for its deliveries in
+    # progress before handing the rest back to the relay.
+    "EMBEDDED_EXIT_SECONDS": env.float("EVENTHUB_EMBEDDED_EXIT_SECONDS", default=10),
     # Consul registration of workers (on when CONSUL_HTTP_ADDR is set): service name, TTL check
     # (heartbeat every TTL/3), and how long a critical worker stays before Consul removes it.
     "CONSUL_SERVICE_NAME": env("EVENTHUB_CONSUL_SERVICE_NAME", default="eventhub-consumer"),

@@ -17,6 +17,9 @@ DEFAULTS: dict[str, Any] = {
     "DEFAULT_QUEUE": "eventhub",
     # Worker threads of the embedded broker (the README's run command uses it).
     "EMBEDDED_WORKER_THREADS": 2,
+    # How long a process on the embedded broker waits at exit for its deliveries in progress; the
+    # rest (and retries waiting out their backoff) are handed back to the outbox relay.
+    "EMBEDDED_EXIT_SECONDS": 10.0,
     # emit() hands its committed deliveries to a background thread that sends them and waits for
     # RabbitMQ's confirms (see eventhub/outbox/background.py); False sends them before emit() returns.
     "SEND_IN_BACKGROUND": True,

@@ -5,7 +5,7 @@ publishes through :func:`get_broker` and :class:`ConfirmingPublisher`.
 """
 
 from eventhub.broker.confirms import ConfirmingPublisher, publisher_for
-from eventhub.broker.embedded import drain_embedded, ensure_embedded_worker, is_embedded
+from eventhub.broker.embedded import drain_embedded, ensure_embedded_worker, finish_embedded, is_embedded
 from eventhub.broker.middleware import DjangoConnections, RetryNotes, current_note
 from eventhub.broker.setup import build, declare_queues, get_broker, register_actor, setup, uses_rabbitmq
 
@@ -18,6 +18,7 @@ __all__ = [
     "declare_queues",
     "drain_embedded",
     "ensure_embedded_worker",
+    "finish_embedded",
     "get_broker",
     "is_embedded",
     "publisher_for",

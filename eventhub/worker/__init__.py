@@ -4,7 +4,8 @@
 records the outcome; ``writes`` combines many threads' claims and outcomes into
 one statement; ``lifecycle`` and ``boot`` prepare a worker process; ``rescue`` and
 ``upkeep`` are the periodic work beside the workers (relay, stuck deliveries);
-``fork`` starts that upkeep in its own process.
+``fork`` starts that upkeep in its own process; ``handback`` finishes the embedded
+broker's deliveries at exit, or hands them back to the relay.
 
 Dramatiq imports ``boot`` and ``fork`` before Django is set up, so the names below
 load on first use (see eventhub.lazy).
@@ -22,6 +23,7 @@ __all__ = [
     "Outcome",
     "OutcomeNotRecorded",
     "deliver",
+    "finish_embedded_work",
     "record_interrupted",
     "rescue_stale",
     "run_upkeep",
@@ -36,6 +38,7 @@ __getattr__ = lazy_exports(
         "DeliveryFailed": "deliver",
         "Outcome": "deliver",
         "deliver": "deliver",
+        "finish_embedded_work": "handback",
         "record_interrupted": "deliver",
         "PROMETHEUS_ENV": "lifecycle",
         "QUEUES_ENV": "lifecycle",
