@@ -43,6 +43,16 @@ def test_the_demo_command_is_idempotent_and_restores_its_configuration():
 
 
 @pytest.mark.django_db
+def test_the_demo_has_customers_and_products_to_order_with_but_no_orders_unless_asked():
+    output = run_demo()
+
+    assert "2 customers and 3 products" in output and "Sample orders" not in output
+    assert Customer.objects.count() == 2 and Product.objects.count() == 3 and not Order.objects.exists()
+    run_demo()
+    assert Customer.objects.count() == 2 and Product.objects.count() == 3  # no duplicates
+
+
+@pytest.mark.django_db
 def test_the_shops_code_hook_emits_once_its_event_type_exists():
     mug = Product.objects.create(sku="MUG", name="Mug", price_cents=1200)
     mug.price_cents = 1300
@@ -64,7 +74,7 @@ def test_an_order_paid_in_the_admin_reaches_the_receipt_handler(
 ):
     run_demo("--queue", queue_name)
     run_worker([queue_name])
-    ada = Customer.objects.create(name="Ada", email="ada@example.com")
+    ada = Customer.objects.get(email="ada@example.com")  # the demo's own customer
     order = Order.objects.create(customer=ada, total_cents=3700)
 
     form = {"customer": ada.pk, "status": "paid", "total_cents": 3700, "note": "", "products": []}
