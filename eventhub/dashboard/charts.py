@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 
-from eventhub.dashboard.formatting import count
+from eventhub.dashboard.formatting import how_many
 
 # Stacking order, bottom first, and colours that read in a legend without a key lookup.
 STATUS_COLOURS: dict[str, str] = {
@@ -133,7 +133,7 @@ def sparkline_svg(bars: list[Bar], *, label: str, width: int = 180, height: int 
     slot = width / max(len(bars), 1)
     w = max(slot - 1, 1)
     rects = [_spark(bar, x=i * slot, w=w, height=height, top=top) for i, bar in enumerate(bars)]
-    summary = f"{count(total, 'delivery', 'deliveries')}, {failed} failed in the last hour"
+    summary = f"{how_many(total, 'delivery', 'deliveries')}, {failed} failed in the last hour"
     return format_html(
         '<svg class="spark" role="img" viewBox="0 0 {w} {h}" width="{w}" height="{h}" '
         'aria-label="{label}: {s}"><title>{s}</title>'
@@ -152,7 +152,7 @@ def _spark(bar: Bar, *, x: float, w: float, height: int, top: int) -> str:
     bad = min(max(height * bar.failed / top, 3.0), float(height)) if bar.failed else 0.0
     full = max(height * bar.total / top, bad, 1.0)
     fill = SUCCEEDED_COLOUR if bar.counts.get("succeeded", 0) else OTHER_COLOUR
-    tip = f"{bar.minute:%H:%M}: {count(bar.total, 'delivery', 'deliveries')}, {bar.failed} failed"
+    tip = f"{bar.minute:%H:%M}: {how_many(bar.total, 'delivery', 'deliveries')}, {bar.failed} failed"
     parts = [_rect(x, height - full, w, full - bad, fill, tip, "ok")] if full > bad else []
     if bad:
         parts.append(_rect(x, height - bad, w, bad, FAILED_COLOUR, tip, "failed"))

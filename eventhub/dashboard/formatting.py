@@ -38,6 +38,6 @@ def ago(moment: datetime | None, *, now: datetime | None = None) -> str:
     return f"{span(timedelta(seconds=round(elapsed.total_seconds())))} ago"
 
 
-def count(n: int, singular: str, plural: str = "") -> str:
+def how_many(n: int, singular: str, plural: str = "") -> str:
     """``n`` with its noun in the right number: "1 delivery", "3 deliveries", "0 events"."""
     return f"{n:,} {singular if n == 1 else (plural or singular + 's')}"

@@ -26,6 +26,6 @@ def test_a_recent_moment_reads_in_seconds_then_minutes_then_hours():
 
 
 def test_counts_take_the_right_number():
-    assert formatting.count(1, "delivery", "deliveries") == "1 delivery"
-    assert formatting.count(0, "delivery", "deliveries") == "0 deliveries"
-    assert formatting.count(12_000, "event") == "12,000 events"
+    assert formatting.how_many(1, "delivery", "deliveries") == "1 delivery"
+    assert formatting.how_many(0, "delivery", "deliveries") == "0 deliveries"
+    assert formatting.how_many(12_000, "event") == "12,000 events"
