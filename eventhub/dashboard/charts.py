@@ -23,7 +23,7 @@ STATUS_COLOURS: dict[str, str] = {
 FAILED_STATUSES = ("dead", "retrying")
 FAILED_COLOUR = STATUS_COLOURS["dead"]
 # The other deliveries of a sparkline: finished well, or still on their way.
-SUCCEEDED_COLOUR, OTHER_COLOUR = "#8dd19e", "#afb8c1"
+SUCCEEDED_COLOUR, OTHER_COLOUR = "#4ac26b", "#afb8c1"
 
 
 @dataclass(frozen=True)
@@ -122,7 +122,7 @@ def _legend(width: int) -> SafeString:
     )
 
 
-def sparkline_svg(bars: list[Bar], *, label: str, width: int = 180, height: int = 28) -> SafeString:
+def sparkline_svg(bars: list[Bar], *, label: str, width: int = 120, height: int = 28) -> SafeString:
     """One route's deliveries per minute as a small bar line, failures (dead or retrying) in red.
 
     A minute with any failure shows it at least 3 px high, however many deliveries

@@ -1,14 +1,19 @@
-"""The admin in a real browser at 1400 x 1000: the lists fit, the route form follows its kind.
+"""The operators' pages in a real browser at 1400 x 1000: the admin's lists and the dashboard's route
+figures fit, the route form follows its kind, failing routes stand out.
 
 Headless Chromium through Playwright (tests/support/browser.py); screenshots go to
 artifacts/screenshots/.
 """
 
+from datetime import timedelta
+
 from django.contrib.auth.models import User
 
 from eventhub.models import EventType, Route
 from shop.demo import load_demo
+from tests.support import factories
 from tests.support.browser import MARKS, PASSWORD, SCREENSHOTS, log_in, playwright_sync
+from tests.support.factories import make_delivery
 
 pytestmark = MARKS
 
@@ -103,3 +108,23 @@ def test_the_route_form_shows_each_destination_field_only_for_its_kind(page, liv
     page.goto(f"{live_server.url}/admin/eventhub/route/{route.pk}/change/")
     expect(page.locator("#id_handler")).to_have_value(name)
     expect(rows["secret"]).to_be_hidden()
+
+
+def test_the_dashboards_route_figures_fit_and_a_failing_route_stands_out(page, live_server):
+    operator()
+    paid = EventType.objects.create(name="order.paid")
+    failing = factories.route(paid, "h.billing", name="billing webhook for the ERP")
+    fine = factories.route(paid, "h.mail", name="mailer")
+    for minutes in range(0, 40, 2):
+        make_delivery(fine, ago=timedelta(minutes=minutes))
+        make_delivery(failing, ago=timedelta(minutes=minutes), latency_ms=1200)
+    make_delivery(failing, status="dead", error="ConnectionError: refused", ago=timedelta(minutes=3))
+    log_in(page, live_server.url)
+
+    found = page.evaluate(OVERFLOW, "#figures")
+    assert found["scroll"] <= found["client"] + 1 and not found["hidden"], found
+    row = page.locator(f"#route-{failing.pk}")
+    playwright_sync.expect(row.locator("a.failed-count")).to_have_text("1 failed")
+    assert row.locator("svg.spark rect.failed").count() == 1
+    assert page.locator(f"#route-{fine.pk} svg.spark rect.failed").count() == 0
+    page.locator("#figures").screenshot(path=str(SCREENSHOTS / "dashboard-route-sparklines.png"))
