@@ -10,6 +10,7 @@ from django.urls import reverse
 
 from eventhub.models import Delivery, Event, EventType, HookFailure, Route, SignalHook
 from shop.models import Customer, Order, Product, Receipt
+from tests.support.waiting import wait_for
 
 
 def run_demo(*args: str) -> str:
@@ -108,4 +109,5 @@ def test_an_order_paid_in_the_admin_reaches_the_receipt_handler(
     assert receipt.order_id == order.pk and receipt.email == "ada@example.com"
     paid = Event.objects.get(type="order.paid")
     assert receipt.event_id == str(paid.id) and paid.subject == f"order/{order.pk}"
-    assert Delivery.objects.get(event=paid).status == "succeeded"
+    # The handler's receipt is written before the worker records the outcome: wait for that too.
+    wait_for(lambda: Delivery.objects.get(event=paid).status == "succeeded", timeout=15)
