@@ -4,7 +4,8 @@
 records the outcome; ``writes`` combines many threads' claims and outcomes into
 one statement; ``lifecycle`` and ``boot`` prepare a worker process; ``rescue`` and
 ``upkeep`` are the periodic work beside the workers (relay, stuck deliveries);
-``fork`` starts that upkeep in its own process.
+``fork`` starts that upkeep in its own process; ``handback`` finishes the embedded
+broker's deliveries at exit, or hands them back to the relay.
 
 Dramatiq imports ``boot`` and ``fork`` before Django is set up, so the names below
 load on first use (see eventhub.lazy).
@@ -14,12 +15,15 @@ from eventhub.lazy import lazy_exports
 
 __all__ = [
     "INTERRUPTED",
+    "OUTCOME_NOT_RECORDED",
     "PROMETHEUS_ENV",
     "QUEUES_ENV",
     "UPKEEP_FORK",
     "DeliveryFailed",
     "Outcome",
+    "OutcomeNotRecorded",
     "deliver",
+    "finish_embedded_work",
     "record_interrupted",
     "rescue_stale",
     "run_upkeep",
@@ -29,9 +33,12 @@ __getattr__ = lazy_exports(
     __name__,
     {
         "INTERRUPTED": "deliver",
+        "OUTCOME_NOT_RECORDED": "deliver",
+        "OutcomeNotRecorded": "deliver",
         "DeliveryFailed": "deliver",
         "Outcome": "deliver",
         "deliver": "deliver",
+        "finish_embedded_work": "handback",
         "record_interrupted": "deliver",
         "PROMETHEUS_ENV": "lifecycle",
         "QUEUES_ENV": "lifecycle",
