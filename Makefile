@@ -3,22 +3,42 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 PG_URL ?= postgres://postgres@127.0.0.1:5432/eventhub
+# Where `make run` serves: `make run PORT=8001`, `make run HOST=0.0.0.0` (then set ALLOWED_HOSTS).
+HOST ?= 127.0.0.1
+PORT ?= 8000
 
 .PHONY: run venv test test-setup test-postgres test-sqlite lint bench services
 
 $(BIN)/python:
+	@$(PY) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || { \
+		echo "eventhub needs Python 3.11 or newer; '$(PY)' is not. Try: make $(MAKECMDGOALS) PY=python3.12" >&2; \
+		exit 1; }
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-venv: $(BIN)/python
-	$(BIN)/pip install --quiet -e ".[test]"
+# What `make run` needs: eventhub and its runtime dependencies, no test tools. Reinstalled when
+# pyproject.toml changes.
+$(VENV)/.installed-runtime: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -qq -e .
+	@touch $@
 
-## run: the app on embedded defaults (SQLite, in-process broker and worker) at http://127.0.0.1:8000/
-run: venv
+# What `make test` needs as well: the test extra (pytest, playwright, schemathesis, linters).
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -qq -e ".[test]"
+	@touch $@ $(VENV)/.installed-runtime
+
+venv: $(VENV)/.installed-test
+
+## run: the app on embedded defaults (SQLite, in-process broker and worker) at http://$(HOST):$(PORT)/,
+## with the outbox relay beside it (it sends deliveries a process left behind, e.g. one killed mid-way)
+run: $(VENV)/.installed-runtime
 	$(BIN)/python manage.py migrate --no-input
 	$(BIN)/python manage.py ensure_admin
 	-$(BIN)/python manage.py eventhub_demo
-	DEBUG=$${DEBUG:-true} $(BIN)/python manage.py runserver 127.0.0.1:8000
+	@echo "eventhub: http://$(HOST):$(PORT)/admin/ (admin / admin) and http://$(HOST):$(PORT)/eventhub/"
+	$(BIN)/python manage.py eventhub_relay & relay=$$!; \
+	trap 'kill $$relay 2>/dev/null; wait $$relay 2>/dev/null' EXIT INT TERM; \
+	DEBUG=$${DEBUG:-true} $(BIN)/python manage.py runserver $(HOST):$(PORT)
 
 services:
 	bash scripts/services.sh

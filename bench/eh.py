@@ -8,6 +8,7 @@ from django.db.models import Max, Min
 from django.utils import timezone
 
 from bench import pacing, recorder, services, stats
+from bench.progress import Progress
 from bench.upkeep import AutovacuumStandIn
 from eventhub import broker as brokers
 from eventhub import emit, emit_many
@@ -84,16 +85,20 @@ def _emit(n: int, batch: int) -> dict:
     Timed until the last message is confirmed by RabbitMQ, as raw Dramatiq's confirmed
     sends are: emit() returns after its commit and sends in the background.
     """
+    emitting = Progress(f"eventhub: emit {'one at a time' if batch == 1 else f'in batches of {batch}'}", n)
     started = time.monotonic()
     if batch == 1:
         for i in range(n):
             emit(NOOP, data={"i": i})
+            emitting.update(i + 1)
     else:
         for first in range(0, n, batch):
             emit_many([{"type": NOOP, "data": {"i": i}} for i in range(first, min(first + batch, n))])
+            emitting.update(min(first + batch, n))
     if not background.flush(timeout=60):
         raise RuntimeError("the background sender did not send every emitted event within 60 s")
     seconds = time.monotonic() - started
+    emitting.finish()
     return {"seconds": seconds, "rate": stats.rate(n, seconds)}
 
 
@@ -128,21 +133,30 @@ def _wait_succeeded(route: Route, n: int, workers: services.Workers) -> datetime
     # Index range lookups per poll on (route, status), which touch only unfinished rows: the poll must
     # not load the database it measures (a "not succeeded" filter would walk every finished row).
     unfinished = deliveries.filter(status__in=[s for s in Delivery.Status if s != Delivery.Status.SUCCEEDED])
+    waiting = Progress("eventhub: workers deliver", n, unit="deliveries")
+    report = waiting.counting(lambda: n - unfinished.count())  # counted only when a line is due
     while unfinished.exists():
+        report()
         failed = deliveries.filter(status__in=[Delivery.Status.DEAD, Delivery.Status.RETRYING]).first()
         if failed is not None:
             raise RuntimeError(f"delivery {failed.pk} failed: {failed.last_error}")
         if time.monotonic() > deadline or workers.process.poll() is not None:
             raise RuntimeError(f"eventhub workers did not finish {n} deliveries; see {workers.log}")
         time.sleep(0.5)  # the end time is the last finished_at, not when a poll sees it
+    waiting.finish()
     return deliveries.aggregate(last=Max("finished_at"))["last"]
 
 
 def _latency(route: Route, rate: float, seconds: float, out_dir: str, workers: services.Workers) -> dict:
     """Emit at ``rate``, one event per transaction; latency to handler start and to outcome recorded."""
+    pacing_phase = Progress("eventhub: latency at a fixed rate", int(rate * seconds))
     pacing_result = pacing.at_rate(
-        lambda i: emit(LATENCY, data={"t": time.time()}), rate=rate, seconds=seconds
+        lambda i: emit(LATENCY, data={"t": time.time()}),
+        rate=rate,
+        seconds=seconds,
+        progress=pacing_phase.update,
     )
+    pacing_phase.finish()
     count = pacing_result["sent"]
     _wait_succeeded(route, count, workers)
     rows = Delivery.objects.filter(route=route).values_list("finished_at", "event__data")

@@ -4,8 +4,12 @@ import time
 from collections.abc import Callable
 
 
-def at_rate(call: Callable[[int], None], *, rate: float, seconds: float) -> dict[str, float]:
+def at_rate(
+    call: Callable[[int], None], *, rate: float, seconds: float, progress: Callable[[int], None] | None = None
+) -> dict[str, float]:
     """Call ``call(i)`` ``rate`` times a second for ``seconds``; returns the rate achieved.
+
+    ``progress(i)``, when given, is called after each call (bench.progress prints from it).
 
     When a call runs late the next ones start at once (no catching up by bursts
     beyond that), so a slow sender shows up as a lower achieved rate.
@@ -17,5 +21,7 @@ def at_rate(call: Callable[[int], None], *, rate: float, seconds: float) -> dict
         if delay > 0:
             time.sleep(delay)
         call(i)
+        if progress is not None:
+            progress(i + 1)
     elapsed = time.monotonic() - start
     return {"sent": count, "seconds": elapsed, "achieved_rate": count / elapsed if elapsed else 0.0}

@@ -4,6 +4,7 @@ import time
 from pathlib import Path
 
 from bench import pacing, raw_app, recorder, services, stats
+from bench.progress import Progress
 
 
 def run(
@@ -17,17 +18,22 @@ def run(
     workers = None
     try:
         result = {"load_before": stats.load()}
+        sending = Progress("raw Dramatiq: send", n, unit="messages")
         started = time.monotonic()
         for i in range(n):
             noop.send(i)
+            sending.update(i + 1)
         send_s = time.monotonic() - started
+        sending.finish()
         result["send"] = {"count": n, "seconds": send_s, "rate": stats.rate(n, send_s)}
         workers = services.raw_workers(queue, processes, threads, out_dir, log)
         result["drain"] = _drain(watcher, queue, n, workers)
         workers.wait_consuming(queue, processes)
+        pacing_phase = Progress("raw Dramatiq: latency at a fixed rate", int(rate * seconds), unit="messages")
         result["latency_pacing"] = pacing.at_rate(
-            lambda i: latency.send(time.time()), rate=rate, seconds=seconds
+            lambda i: latency.send(time.time()), rate=rate, seconds=seconds, progress=pacing_phase.update
         )
+        pacing_phase.finish()
         _wait_recorded(out_dir, int(rate * seconds), workers)
         rows = recorder.read(out_dir, "raw")
         result["latency_start"] = stats.latency_summary([r[0] for r in rows])
@@ -49,12 +55,15 @@ def _drain(watcher: services.QueueWatcher, queue: str, n: int, workers: services
     """
     deadline = time.monotonic() + 120 + n / 100
     first = None
+    draining = Progress("raw Dramatiq: workers drain the queue", n, unit="messages")
     while True:
         ready, _ = watcher.counts(queue)
+        draining.update(n - ready)
         now = time.monotonic()
         if first is None and ready < n:
             first = now
         if ready == 0:
+            draining.finish()
             seconds = now - first
             return {"count": n, "seconds": seconds, "rate": stats.rate(n, seconds)}
         if now > deadline or workers.process.poll() is not None:

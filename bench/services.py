@@ -178,8 +178,11 @@ def ensure_history(deliveries: int) -> int:
     have = Delivery.objects.exclude(route__event_type__name__startswith="bench.").count()
     missing = max(deliveries - have, 0)
     if missing:
-        print(f"writing {missing} deliveries of history (once per database)...", flush=True)
-        seed(SeedPlan(deliveries=missing))
+        from bench.progress import Progress
+
+        writing = Progress("history (once per database)", missing, unit="deliveries")
+        seed(SeedPlan(deliveries=missing), progress=lambda done, total: writing.update(done))
+        writing.finish()
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             for model in (Attempt, Delivery, Event):

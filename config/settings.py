@@ -107,6 +107,9 @@ EVENTHUB = {
     # The outbox relay: grace period before a pending delivery is sent again, and its pace.
     "RELAY_AFTER_SECONDS": env.float("EVENTHUB_RELAY_AFTER_SECONDS", default=30),
     "RELAY_INTERVAL_SECONDS": env.float("EVENTHUB_RELAY_INTERVAL_SECONDS", default=10),
+    # The embedded broker (no BROKER_URL): how long a process waits at exit for its deliveries in
+    # progress before handing the rest back to the relay.
+    "EMBEDDED_EXIT_SECONDS": env.float("EVENTHUB_EMBEDDED_EXIT_SECONDS", default=10),
     # Consul registration of workers (on when CONSUL_HTTP_ADDR is set): service name, TTL check
     # (heartbeat every TTL/3), and how long a critical worker stays before Consul removes it.
     "CONSUL_SERVICE_NAME": env("EVENTHUB_CONSUL_SERVICE_NAME", default="eventhub-consumer"),
@@ -121,7 +124,20 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"require_debug_false": {"()": "django.utils.log.RequireDebugFalse"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+        "mail_admins": {
+            "level": "ERROR",
+            "filters": ["require_debug_false"],
+            "class": "django.utils.log.AdminEmailHandler",
+        },
+    },
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
-    "loggers": {"pika": {"level": "WARNING"}},
+    "loggers": {
+        "pika": {"level": "WARNING"},
+        # Django's own logging gives "django" a console handler of its own; with the root's, every line
+        # would be printed twice. Its lines reach the root's handler; errors still mail ADMINS.
+        "django": {"handlers": ["mail_admins"], "level": "INFO", "propagate": True},
+    },
 }

@@ -1,5 +1,7 @@
 """App config: set up the Dramatiq broker, load handler modules, connect signal receivers."""
 
+import atexit
+
 from django.apps import AppConfig
 from django.utils.module_loading import autodiscover_modules
 
@@ -11,7 +13,7 @@ class EventhubConfig(AppConfig):
 
     def ready(self) -> None:
         # Imported here, as Django requires: these modules use the models, which load after this one.
-        from eventhub import broker, hooks
+        from eventhub import broker, hooks, worker
         from eventhub.outbox import route_table
 
         # The broker must exist before any actor is declared; building it opens no connection.
@@ -26,3 +28,6 @@ class EventhubConfig(AppConfig):
 
         # emit() and the worker read event types and routes from a per-process copy.
         route_table.connect_invalidation()
+
+        # A process that ran the embedded worker finishes its deliveries at exit, or hands them back.
+        atexit.register(worker.finish_embedded_work)

@@ -17,6 +17,9 @@ DEFAULTS: dict[str, Any] = {
     "DEFAULT_QUEUE": "eventhub",
     # Worker threads of the embedded broker (the README's run command uses it).
     "EMBEDDED_WORKER_THREADS": 2,
+    # How long a process on the embedded broker waits at exit for its deliveries in progress; the
+    # rest (and retries waiting out their backoff) are handed back to the outbox relay.
+    "EMBEDDED_EXIT_SECONDS": 10.0,
     # emit() hands its committed deliveries to a background thread that sends them and waits for
     # RabbitMQ's confirms (see eventhub/outbox/background.py); False sends them before emit() returns.
     "SEND_IN_BACKGROUND": True,
@@ -38,6 +41,8 @@ DEFAULTS: dict[str, Any] = {
     "WEBHOOK_TIMEOUT_SECONDS": 10.0,
     # Ingest API: largest accepted request body.
     "INGEST_MAX_BYTES": 1024 * 1024,
+    # Ingest API: the Retry-After of a 503 answered while the database is unreachable.
+    "INGEST_RETRY_AFTER_SECONDS": 5,
     # Event types and routes: how long a process uses its copy before reading them again (edits
     # made in the same process take effect at once).
     "ROUTES_REFRESH_SECONDS": 1.0,

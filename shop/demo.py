@@ -35,17 +35,24 @@ ROUTES = {
 }
 
 
+CUSTOMERS = [("Ada Lovelace", "ada@example.com"), ("Alan Turing", "alan@example.com")]
+PRODUCTS = [("MUG", "Mug", 1200), ("TEE", "T-shirt", 2500), ("CAP", "Cap", 1800)]
+
+
 @dataclass
 class DemoSummary:
     event_types: int
     routes: int
     hooks: int
+    customers: int = 0
+    products: int = 0
     orders_created: int = 0
 
 
 @transaction.atomic
 def load_demo(*, queue: str = "eventhub", with_orders: bool = False) -> DemoSummary:
-    """Create or reset the shop's event types, routes and admin hooks; optionally sample orders.
+    """Create or reset the shop's event types, routes and admin hooks, customers and products to
+    order with; optionally sample orders.
 
     Running it again restores the demo configuration and adds no duplicates.
     """
@@ -61,8 +68,9 @@ def load_demo(*, queue: str = "eventhub", with_orders: bool = False) -> DemoSumm
             defaults={"event_type": types[type_name], "target": handler, "queue": queue, "enabled": True},
         )
     hooks = _load_hooks(types)
-    orders = create_sample_orders() if with_orders else 0
-    return DemoSummary(len(types), len(ROUTES), hooks, orders)
+    customers, products = sample_catalogue()
+    orders = create_sample_orders(customers, products) if with_orders else 0
+    return DemoSummary(len(types), len(ROUTES), hooks, len(customers), len(products), orders)
 
 
 def _load_hooks(types: dict[str, EventType]) -> int:
@@ -93,16 +101,20 @@ def _load_hooks(types: dict[str, EventType]) -> int:
     return len(hooks)
 
 
-def create_sample_orders() -> int:
-    """Two customers, three products and an order each (one paid); none when orders exist."""
+def sample_catalogue() -> tuple[list[Customer], list[Product]]:
+    """The demo's two customers and three products (created when missing), so an order can be placed."""
     customers = [
-        Customer.objects.get_or_create(email=email, defaults={"name": name})[0]
-        for name, email in [("Ada Lovelace", "ada@example.com"), ("Alan Turing", "alan@example.com")]
+        Customer.objects.get_or_create(email=email, defaults={"name": name})[0] for name, email in CUSTOMERS
     ]
     products = [
         Product.objects.get_or_create(sku=sku, defaults={"name": name, "price_cents": price})[0]
-        for sku, name, price in [("MUG", "Mug", 1200), ("TEE", "T-shirt", 2500), ("CAP", "Cap", 1800)]
+        for sku, name, price in PRODUCTS
     ]
+    return customers, products
+
+
+def create_sample_orders(customers: list[Customer], products: list[Product]) -> int:
+    """An order for each of the two customers (one paid); none when they have orders already."""
     if Order.objects.filter(customer__in=customers).exists():
         return 0
     first = Order.objects.create(customer=customers[0], total_cents=3700)

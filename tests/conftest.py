@@ -27,6 +27,19 @@ def _no_stale_signal_hooks() -> Iterator[None]:
     yield
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _embedded_worker_stopped_before_the_test_database_is_dropped(django_db_setup):
+    """At the end of the run, stop the embedded worker some test started, while its database exists.
+
+    Otherwise the process's exit would hand its unfinished deliveries back (see
+    eventhub.worker.handback) after pytest-django has pointed Django at the real database.
+    """
+    yield
+    from eventhub.broker import embedded
+
+    embedded.stop_embedded_worker()
+
+
 @pytest.fixture
 def rabbitmq_broker() -> Iterator[dramatiq.Broker]:
     """eventhub switched to the real RabbitMQ broker (publisher confirms on) for one test."""

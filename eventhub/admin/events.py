@@ -5,6 +5,8 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
 
+from eventhub.admin.display import breakable
+from eventhub.admin.forms import EscapedHelpTexts, EventTypeForm, RouteForm, kinds_of
 from eventhub.admin.replay import (
     BulkReplayAdmin,
     ReplayPermission,
@@ -12,8 +14,11 @@ from eventhub.admin.replay import (
     replay_selected_events,
 )
 from eventhub.admin.route_try import RouteTryAdmin
+from eventhub.dashboard.formatting import duration_ms
 from eventhub.discovery import liveness
 from eventhub.models import Attempt, Delivery, Event, EventType, Route
+
+LISTS_CSS = {"all": ["eventhub/admin/lists.css"]}
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -27,19 +32,20 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 
 @admin.register(EventType)
-class EventTypeAdmin(admin.ModelAdmin):
+class EventTypeAdmin(EscapedHelpTexts, admin.ModelAdmin):
+    form = EventTypeForm
     list_display = ["name", "active", "description", "updated_at"]
     list_filter = ["active"]
     search_fields = ["name", "description"]
 
 
 @admin.register(Route)
-class RouteAdmin(RouteTryAdmin, admin.ModelAdmin):
+class RouteAdmin(RouteTryAdmin, EscapedHelpTexts, admin.ModelAdmin):
+    form = RouteForm  # each destination field shown for its kind only (eventhub/admin/forms.py)
     list_display = [
         "name",
-        "event_type",
-        "destination_kind",
-        "target",
+        "type_name",
+        "destination",
         "queue",
         "enabled",
         "max_attempts",
@@ -51,11 +57,29 @@ class RouteAdmin(RouteTryAdmin, admin.ModelAdmin):
     list_select_related = ["event_type"]
     fieldsets = [
         (None, {"fields": ["name", "event_type", "enabled", "filter"]}),
-        ("Destination", {"fields": ["destination_kind", "target", "secret", "queue", "live_consumers"]}),
+        (
+            "Destination",
+            {"fields": ["destination_kind", "handler", "target", "secret", "queue", "live_consumers"]},
+        ),
         ("Retry policy", {"fields": ["max_attempts", "min_backoff_ms", "max_backoff_ms", "time_limit_ms"]}),
         ("Ordering and transform", {"fields": ["ordering_key", "transform", "transform_version"]}),
         ("Recent failures", {"fields": ["failures_link"]}),
     ]
+
+    class Media:
+        css = LISTS_CSS
+
+    @admin.display(description="event type", ordering="event_type__name")
+    def type_name(self, obj: Route) -> str:
+        return breakable(obj.event_type.name)
+
+    @admin.display(description="destination", ordering="target")
+    def destination(self, obj: Route) -> str:
+        return format_html(
+            '<span class="eventhub-muted">{}</span><br>{}',
+            obj.get_destination_kind_display(),
+            breakable(obj.target, limit=60),
+        )
 
     @admin.display(description="failures")
     def failures_link(self, obj: Route) -> str:
@@ -64,21 +88,22 @@ class RouteAdmin(RouteTryAdmin, admin.ModelAdmin):
         changelist = reverse("admin:eventhub_delivery_changelist")
         dead = f"{changelist}?route__id__exact={obj.pk}&status__exact=dead"
         dashboard = reverse("eventhub:dashboard") + f"?route={obj.pk}&status=problems"
-        return format_html(
-            '<a href="{}">dead deliveries</a> · <a href="{}">on the dashboard</a>', dead, dashboard
-        )
+        return format_html('<a href="{}">dead</a> · <a href="{}">dashboard</a>', dead, dashboard)
 
     @admin.display(description="live consumers")
     def live_consumers(self, obj: Route) -> str:
-        """Whether healthy workers in Consul serve this route, and which handlers they have."""
+        """Whether healthy workers in Consul serve this route, and, for a handler route, which handlers."""
         found = liveness.handler_liveness(route=obj)
-        handlers = ", ".join(found.live_handlers) or "none"
         if found.level == "unknown":
             return format_html('<span class="liveness-unknown">{}</span>', found.message)
+        status = format_html('<span class="liveness-{}">{}</span>', found.level, found.message)
+        if obj.pk and obj.destination_kind != Route.Kind.HANDLER:
+            return status
+        handlers = ", ".join(found.live_handlers) or "none"
         return format_html(
-            '<span class="liveness-{}">{}</span><br>Handlers with live consumers: {}',
-            found.level,
-            found.message,
+            '{}<span data-eventhub-kinds="{}"><br>Handlers with live consumers: {}</span>',
+            status,
+            kinds_of("handler"),
             handlers,
         )
 
@@ -104,8 +129,12 @@ class AttemptInline(admin.TabularInline):
     model = Attempt
     extra = 0
     can_delete = False
-    fields = ["number", "started_at", "duration_ms", "worker", "succeeded", "error"]
+    fields = ["number", "started_at", "duration", "worker", "succeeded", "error"]
     readonly_fields = fields
+
+    @admin.display(description="duration", ordering="duration_ms")
+    def duration(self, obj: Attempt) -> str:
+        return duration_ms(obj.duration_ms)
 
     def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
         return False
@@ -120,7 +149,7 @@ class DeliveryAdmin(BulkReplayAdmin, ReadOnlyAdmin):
         "status",
         "attempts",
         "created_at",
-        "duration_ms",
+        "duration",
         "short_error",
     ]
     list_filter = ["status", "route", "created_at"]
@@ -130,7 +159,12 @@ class DeliveryAdmin(BulkReplayAdmin, ReadOnlyAdmin):
     inlines = [AttemptInline]
     actions = [replay_selected_deliveries]
 
-    readonly_fields = ["event_link", "dashboard_link"]
+    readonly_fields = ["event_link", "dashboard_link", "duration"]
+    exclude = ["duration_ms"]  # shown rounded, as "duration"
+
+    @admin.display(description="last attempt took", ordering="duration_ms")
+    def duration(self, obj: Delivery) -> str:
+        return duration_ms(obj.duration_ms)
 
     @admin.display(description="event")
     def event_link(self, obj: Delivery) -> str:

@@ -7,15 +7,31 @@ from django.contrib import admin
 from django.contrib.contenttypes.models import ContentType
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
+from django.utils import timezone
+from django.utils.dateformat import format as format_date
 
 from eventhub import hooks
+from eventhub.admin.display import breakable, describe_trigger
+from eventhub.admin.forms import EscapedHelpTexts
 from eventhub.models import HookFailure, SignalHook
+
+# Django's own bookkeeping: hookable in principle, but a hook on them is never what an operator means,
+# and listing them buries the project's models.
+BOOKKEEPING_APPS = frozenset({"admin", "contenttypes", "sessions"})
 
 
 def hookable_content_types() -> QuerySet[ContentType]:
-    """Content types of installed models that hooks may watch (not eventhub's own)."""
-    cts = ContentType.objects.exclude(app_label__in=hooks.EXCLUDED_APPS).order_by("app_label", "model")
+    """Content types of the project's installed models that hooks may watch (not eventhub's own)."""
+    excluded = hooks.EXCLUDED_APPS | BOOKKEEPING_APPS
+    cts = ContentType.objects.exclude(app_label__in=excluded).order_by("app_label", "model")
     return cts.filter(pk__in=[ct.pk for ct in cts if ct.model_class() is not None])
+
+
+class HookableModelFilter(admin.RelatedFieldListFilter):
+    """The "model" filter of the hooks list: only the models hooks may watch."""
+
+    def field_choices(self, field, request, model_admin):
+        return [(ct.pk, f"{ct.app_label}.{ct.model}") for ct in hookable_content_types()]
 
 
 class SignalHookForm(forms.ModelForm):
@@ -42,10 +58,10 @@ _HOOK_FIELDS = {f.name for f in SignalHook._meta.concrete_fields}
 
 
 @admin.register(SignalHook)
-class SignalHookAdmin(admin.ModelAdmin):
+class SignalHookAdmin(EscapedHelpTexts, admin.ModelAdmin):
     form = SignalHookForm
-    list_display = ["name", "enabled", "content_type", "signal", "when", "event_type", "updated_at"]
-    list_filter = ["enabled", "signal", "content_type", "event_type"]
+    list_display = ["name", "enabled", "hooked_model", "fires", "type_name", "updated"]
+    list_filter = ["enabled", "signal", ("content_type", HookableModelFilter), "event_type"]
     search_fields = ["name", "event_type__name"]
     list_select_related = ["content_type", "event_type"]
     fieldsets = [
@@ -59,10 +75,41 @@ class SignalHookAdmin(admin.ModelAdmin):
             kwargs["queryset"] = hookable_content_types()
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
+    class Media:
+        css = {"all": ["eventhub/admin/lists.css"]}
+
+    @admin.display(description="model", ordering="content_type__model")
+    def hooked_model(self, obj: SignalHook) -> str:
+        return breakable(f"{obj.content_type.app_label}.{obj.content_type.model}")
+
+    @admin.display(description="fires when")
+    def fires(self, obj: SignalHook) -> str:
+        return describe_trigger(
+            signal=obj.signal,
+            when=obj.when,
+            watch_fields=[f.strip() for f in obj.watch_fields.split(",") if f.strip()],
+            m2m_field=obj.m2m_field,
+        )
+
+    @admin.display(description="event type", ordering="event_type__name")
+    def type_name(self, obj: SignalHook) -> str:
+        return breakable(obj.event_type.name)
+
+    @admin.display(description="updated", ordering="updated_at")
+    def updated(self, obj: SignalHook) -> str:
+        return format_date(timezone.localtime(obj.updated_at), "Y-m-d H:i")
+
     def changelist_view(self, request: HttpRequest, extra_context: dict | None = None) -> HttpResponse:
         # Operators see every source of events: hooks in code are listed below the admin's own.
-        extra_context = {**(extra_context or {}), "code_hooks": hooks.code_hooks()}
+        code_hooks = [{"hook": spec, "fires": _fires(spec)} for spec in hooks.code_hooks()]
+        extra_context = {**(extra_context or {}), "code_hooks": code_hooks}
         return super().changelist_view(request, extra_context=extra_context)
+
+
+def _fires(spec: hooks.HookSpec) -> str:
+    return describe_trigger(
+        signal=spec.signal, when=spec.when, watch_fields=spec.watch_fields, m2m_field=spec.m2m_field
+    )
 
 
 @admin.register(HookFailure)

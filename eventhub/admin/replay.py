@@ -15,6 +15,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
+from eventhub.dashboard.formatting import how_many
 from eventhub.models import Delivery, Replay, Route
 from eventhub.outbox import replay
 
@@ -59,7 +60,8 @@ def replay_selected_deliveries(modeladmin, request: HttpRequest, queryset: Query
             detail=detail,
         )
     sent = replay.replay_deliveries(deliveries=queryset, user=request.user)
-    modeladmin.message_user(request, f"Replayed {sent} deliveries.", messages.SUCCESS)
+    message = f"Replayed {how_many(sent, 'delivery', 'deliveries')}."
+    modeladmin.message_user(request, message, messages.SUCCESS)
     return None
 
 
@@ -81,7 +83,9 @@ def replay_selected_events(modeladmin, request: HttpRequest, queryset):
         )
     sent = sum(len(replay.replay_event(event=e, user=request.user)) for e in events)
     modeladmin.message_user(
-        request, f"Replayed {len(events)} events: {sent} new deliveries.", messages.SUCCESS
+        request,
+        f"Replayed {how_many(len(events), 'event')}: {how_many(sent, 'new delivery', 'new deliveries')}.",
+        messages.SUCCESS,
     )
     return None
 
@@ -123,7 +127,8 @@ class BulkReplayAdmin(ReplayPermission):
             filters = form.filters()
             if request.method == "POST" and request.POST.get("confirm") == "yes":
                 sent = replay.replay_matching(**filters, user=request.user, dry_run=False)
-                self.message_user(request, f"Replayed {sent} deliveries.", messages.SUCCESS)
+                message = f"Replayed {how_many(sent, 'delivery', 'deliveries')}."
+                self.message_user(request, message, messages.SUCCESS)
                 return HttpResponseRedirect(reverse("admin:eventhub_delivery_changelist"))
             count = replay.replay_matching(**filters, user=request.user, dry_run=True)
         context = {

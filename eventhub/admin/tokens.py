@@ -4,6 +4,7 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from eventhub.dashboard.formatting import how_many
 from eventhub.ingest import tokens
 from eventhub.models import ApiToken
 
@@ -38,4 +39,4 @@ class ApiTokenAdmin(admin.ModelAdmin):
     def revoke_tokens(self, request: HttpRequest, queryset: QuerySet[ApiToken]) -> None:
         for api_token in queryset:
             tokens.revoke(api_token=api_token)
-        self.message_user(request, f"Revoked {queryset.count()} token(s).", messages.SUCCESS)
+        self.message_user(request, f"Revoked {how_many(queryset.count(), 'token')}.", messages.SUCCESS)

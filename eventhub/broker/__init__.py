@@ -5,17 +5,20 @@ publishes through :func:`get_broker` and :class:`ConfirmingPublisher`.
 """
 
 from eventhub.broker.confirms import ConfirmingPublisher, publisher_for
-from eventhub.broker.embedded import drain_embedded, ensure_embedded_worker, is_embedded
-from eventhub.broker.middleware import DjangoConnections
+from eventhub.broker.embedded import drain_embedded, ensure_embedded_worker, finish_embedded, is_embedded
+from eventhub.broker.middleware import DjangoConnections, RetryNotes, current_note
 from eventhub.broker.setup import build, declare_queues, get_broker, register_actor, setup, uses_rabbitmq
 
 __all__ = [
     "ConfirmingPublisher",
     "DjangoConnections",
+    "RetryNotes",
     "build",
+    "current_note",
     "declare_queues",
     "drain_embedded",
     "ensure_embedded_worker",
+    "finish_embedded",
     "get_broker",
     "is_embedded",
     "publisher_for",

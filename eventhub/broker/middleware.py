@@ -1,7 +1,10 @@
-"""Dramatiq middleware that every eventhub broker carries: healthy database connections per message."""
+"""Dramatiq middleware that every eventhub broker carries: healthy database connections per message,
+and notes that a message's run leaves for its retry.
+"""
 
 import threading
 import time
+from typing import Any
 
 from django.db import close_old_connections, connections
 from dramatiq.middleware import Middleware
@@ -37,3 +40,39 @@ class DjangoConnections(Middleware):
 
     def before_consumer_thread_shutdown(self, broker, thread):
         connections.close_all()
+
+
+NOTE_OPTION = "eventhub_note"
+_current = threading.local()
+
+
+class RetryNotes(Middleware):
+    """Let a run of a message leave a note for the run that retries it.
+
+    An actor's exception with a ``retry_note`` attribute sets the note the retried
+    message carries (``None`` removes it); any other exception, or none, leaves the
+    note as it is. The note travels in the message's options, so it reaches the
+    retry on whichever worker takes it. Added after Dramatiq's Retries, it sees a
+    failure first (``after_*`` hooks run in reverse order), before Retries sends the
+    message again.
+    """
+
+    def before_process_message(self, broker, message):
+        _current.note = message.options.get(NOTE_OPTION)
+
+    def after_process_message(self, broker, message, *, result=None, exception=None):
+        _current.note = None
+        if exception is None or not hasattr(exception, "retry_note"):
+            return
+        if exception.retry_note is None:
+            message.options.pop(NOTE_OPTION, None)
+        else:
+            message.options[NOTE_OPTION] = exception.retry_note
+
+    def after_skip_message(self, broker, message):
+        _current.note = None
+
+
+def current_note() -> Any:
+    """The note the message this thread is processing carries from its previous run, or None."""
+    return getattr(_current, "note", None)

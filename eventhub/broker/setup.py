@@ -12,8 +12,8 @@ import dramatiq
 from dramatiq.brokers.rabbitmq import RabbitmqBroker
 from dramatiq.brokers.stub import StubBroker
 
-from eventhub.broker.embedded import stop_embedded_worker
-from eventhub.broker.middleware import DjangoConnections
+from eventhub.broker.embedded import InFlight, stop_embedded_worker
+from eventhub.broker.middleware import DjangoConnections, RetryNotes
 from eventhub.conf import eventhub_settings
 
 _lock = threading.Lock()
@@ -25,12 +25,14 @@ def build(url: str) -> dramatiq.Broker:
     """A broker for ``url``: "" or "stub://" is the embedded broker, amqp(s):// is RabbitMQ."""
     if not url or url.startswith("stub:"):
         broker = StubBroker()
+        broker.add_middleware(InFlight())  # what dies with the process: handed back at exit
     elif url.startswith(("amqp://", "amqps://")):
         # Confirms make a send mean "RabbitMQ has the message", which the outbox relies on.
         broker = RabbitmqBroker(url=url, confirm_delivery=True)
     else:
         raise ValueError(f"BROKER_URL must be empty (embedded) or amqp://...; got {url!r}")
     broker.add_middleware(DjangoConnections())
+    broker.add_middleware(RetryNotes())  # last: its after_* hooks run before Retries re-sends
     return broker
 
 

@@ -7,6 +7,8 @@ from datetime import datetime, timedelta
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 
+from eventhub.dashboard.formatting import how_many
+
 # Stacking order, bottom first, and colours that read in a legend without a key lookup.
 STATUS_COLOURS: dict[str, str] = {
     "succeeded": "#2da44e",
@@ -16,6 +18,12 @@ STATUS_COLOURS: dict[str, str] = {
     "retrying": "#d4a72c",
     "dead": "#cf222e",
 }
+
+
+FAILED_STATUSES = ("dead", "retrying")
+FAILED_COLOUR = STATUS_COLOURS["dead"]
+# The other deliveries of a sparkline: finished well, or still on their way.
+SUCCEEDED_COLOUR, OTHER_COLOUR = "#4ac26b", "#afb8c1"
 
 
 @dataclass(frozen=True)
@@ -28,6 +36,11 @@ class Bar:
     @property
     def total(self) -> int:
         return sum(self.counts.values())
+
+    @property
+    def failed(self) -> int:
+        """Dead or retrying: the deliveries that need attention."""
+        return sum(self.counts.get(status, 0) for status in FAILED_STATUSES)
 
 
 def minute_bars(rows: Iterable[dict], *, minutes: int, now: datetime) -> list[Bar]:
@@ -106,4 +119,54 @@ def _legend(width: int) -> SafeString:
             (x0 + i * step, 1, colour, x0 + i * step + 14, 10, status)
             for i, (status, colour) in enumerate(items)
         ),
+    )
+
+
+def sparkline_svg(bars: list[Bar], *, label: str, width: int = 120, height: int = 28) -> SafeString:
+    """One route's deliveries per minute as a small bar line, failures (dead or retrying) in red.
+
+    A minute with any failure shows it at least 3 px high, however many deliveries
+    succeeded beside it, so that failures stand out at a glance.
+    """
+    total, failed = sum(bar.total for bar in bars), sum(bar.failed for bar in bars)
+    top = max((bar.total for bar in bars), default=0) or 1
+    slot = width / max(len(bars), 1)
+    w = max(slot - 1, 1)
+    rects = [_spark(bar, x=i * slot, w=w, height=height, top=top) for i, bar in enumerate(bars)]
+    summary = f"{how_many(total, 'delivery', 'deliveries')}, {failed} failed in the last hour"
+    return format_html(
+        '<svg class="spark" role="img" viewBox="0 0 {w} {h}" width="{w}" height="{h}" '
+        'aria-label="{label}: {s}"><title>{s}</title>'
+        '<line x1="0" y1="{h}" x2="{w}" y2="{h}" stroke="#d0d7de"/>{rects}</svg>',
+        w=width,
+        h=height,
+        label=label,
+        s=summary,
+        rects=mark_safe("".join(rects)),  # noqa: S308 - built by format_html in _spark
+    )
+
+
+def _spark(bar: Bar, *, x: float, w: float, height: int, top: int) -> str:
+    if not bar.total:
+        return ""
+    bad = min(max(height * bar.failed / top, 3.0), float(height)) if bar.failed else 0.0
+    full = max(height * bar.total / top, bad, 1.0)
+    fill = SUCCEEDED_COLOUR if bar.counts.get("succeeded", 0) else OTHER_COLOUR
+    tip = f"{bar.minute:%H:%M}: {how_many(bar.total, 'delivery', 'deliveries')}, {bar.failed} failed"
+    parts = [_rect(x, height - full, w, full - bad, fill, tip, "ok")] if full > bad else []
+    if bad:
+        parts.append(_rect(x, height - bad, w, bad, FAILED_COLOUR, tip, "failed"))
+    return "".join(parts)
+
+
+def _rect(x: float, y: float, w: float, h: float, fill: str, tip: str, kind: str) -> str:
+    return format_html(
+        '<rect class="{}" x="{}" y="{}" width="{}" height="{}" fill="{}"><title>{}</title></rect>',
+        kind,
+        f"{x:.1f}",
+        f"{y:.1f}",
+        f"{w:.1f}",
+        f"{h:.1f}",
+        fill,
+        tip,
     )

@@ -8,10 +8,11 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from django.db.models import Q, QuerySet
+from django.db.models import Min, Q, QuerySet
 from django.utils import timezone
+from django.utils.safestring import SafeString
 
-from eventhub.dashboard import stats
+from eventhub.dashboard import charts, stats
 from eventhub.discovery import LiveConsumers, live_consumers
 from eventhub.models import Delivery, DeliveryMinute, Event, EventType, HookFailure, Route
 
@@ -112,14 +113,42 @@ def recent_deliveries(filters: DeliveryFilters | None = None, *, limit: int = 50
     return list(qs.select_related("event", "route")[:limit])
 
 
-def problem_deliveries(filters: DeliveryFilters | None = None, *, limit: int = 20) -> list[Delivery]:
-    """The newest dead and retrying deliveries matching ``filters`` (a status filter is ignored)."""
+def problem_deliveries(
+    filters: DeliveryFilters | None = None, *, limit: int = 20, now: datetime | None = None
+) -> list[Delivery]:
+    """Stuck deliveries, then the newest dead and retrying ones, matching ``filters`` (not its status)."""
     filters = filters or DeliveryFilters()
     unfiltered_status = DeliveryFilters(
         event_type=filters.event_type, route=filters.route, range=filters.range, q=filters.q
     )
     qs = filtered_deliveries(unfiltered_status).filter(status__in=PROBLEM_STATUSES)
-    return list(qs.select_related("event", "route")[:limit])
+    stuck = stuck_deliveries(unfiltered_status, limit=limit, now=now)
+    return stuck + list(qs.select_related("event", "route")[:limit])
+
+
+def stuck_deliveries(
+    filters: DeliveryFilters | None = None, *, limit: int = 20, now: datetime | None = None
+) -> list[Delivery]:
+    """Deliveries ``running`` for longer than their route's time limit, longest first.
+
+    Their worker died or their process exited without handing them back; the relay's
+    rescue sends them again later (RELAY_STALE_RUNNING_SECONDS past the limit). Each
+    gets ``stuck_for``, how long it has been running.
+    """
+    now = now or timezone.now()
+    shortest = Route.objects.aggregate(shortest=Min("time_limit_ms"))["shortest"]
+    if shortest is None:
+        return []
+    since = now - timedelta(milliseconds=shortest)
+    running = filtered_deliveries(filters or DeliveryFilters()).filter(
+        status=Delivery.Status.RUNNING, started_at__lt=since
+    )
+    # Few rows are running at once; the per-route limit is checked here rather than in SQL.
+    candidates = running.select_related("event", "route").order_by("started_at")[: limit * 5]
+    stuck = [d for d in candidates if now - d.started_at > timedelta(milliseconds=d.route.time_limit_ms)]
+    for delivery in stuck:
+        delivery.stuck_for = now - delivery.started_at
+    return stuck[:limit]
 
 
 def event_with_deliveries(*, event_id) -> tuple[Event, list[Delivery]]:
@@ -166,14 +195,27 @@ class WindowFigures:
 
 @dataclass
 class RouteFigures:
-    """A route and its figures per window key ("5m", "1h", "24h")."""
+    """A route, its figures per window key ("5m", "1h", "24h"), and its last hour minute by minute."""
 
     route: Route
     windows: dict[str, WindowFigures]
+    activity: list[charts.Bar] = field(default_factory=list)
+
+    @property
+    def failed_last_hour(self) -> int:
+        return sum(bar.failed for bar in self.activity)
+
+    @property
+    def sparkline(self) -> SafeString:
+        return charts.sparkline_svg(self.activity, label=self.route.name)
+
+
+ACTIVITY_MINUTES = 60
 
 
 def route_figures(*, now: datetime | None = None) -> list[RouteFigures]:
-    """Per-route deliveries, success rate and emit→handled p50/p95 over 5 minutes, an hour and a day.
+    """Per-route deliveries, success rate and emit→handled p50/p95 over 5 minutes, an hour and a day,
+    and each route's deliveries per minute over the last hour (for its sparkline).
 
     Read from the per-minute rollups (eventhub/dashboard/stats.py), refreshed first; a window
     covers whole minutes. Routes without deliveries show zeros.
@@ -194,7 +236,20 @@ def route_figures(*, now: datetime | None = None) -> list[RouteFigures]:
             if route_id in figures:
                 for key, value in zip(window_keys, values, strict=True):
                     _add(figures[route_id].windows[key], kind, name, value)
+    activity = route_activity(minutes=ACTIVITY_MINUTES, now=now)
+    for route_id, route in figures.items():
+        route.activity = activity.get(route_id) or charts.minute_bars([], minutes=ACTIVITY_MINUTES, now=now)
     return list(figures.values())
+
+
+def route_activity(*, minutes: int, now: datetime) -> dict[int, list[charts.Bar]]:
+    """Per route id, one Bar per minute of the last ``minutes`` (deliveries created, by status)."""
+    rows: dict[int, list[dict]] = {}
+    for route_id, minute, counts in _minute_rows(now, timedelta(minutes=minutes - 1)):
+        rows.setdefault(route_id, []).extend(
+            {"minute": minute, "status": status, "n": n} for status, n in counts.items()
+        )
+    return {route_id: charts.minute_bars(r, minutes=minutes, now=now) for route_id, r in rows.items()}
 
 
 def _add(window: WindowFigures, kind: str, name: str, value: int) -> None:
@@ -212,7 +267,7 @@ def _add(window: WindowFigures, kind: str, name: str, value: int) -> None:
 def _minute_rows(now: datetime, span: timedelta):
     return DeliveryMinute.objects.filter(
         span=1, minute__gte=(now - span).replace(second=0, microsecond=0)
-    ).values_list("minute", "counts")
+    ).values_list("route_id", "minute", "counts")
 
 
 def per_minute_counts(*, minutes: int = 60, now: datetime | None = None) -> list[dict]:
@@ -220,7 +275,7 @@ def per_minute_counts(*, minutes: int = 60, now: datetime | None = None) -> list
     now = now or timezone.now()
     stats.refresh(now=now)
     totals: dict[tuple[datetime, str], int] = {}
-    for minute, counts in _minute_rows(now, timedelta(minutes=minutes - 1)):
+    for _, minute, counts in _minute_rows(now, timedelta(minutes=minutes - 1)):
         for status, n in counts.items():
             totals[minute, status] = totals.get((minute, status), 0) + n
     return [{"minute": m, "status": s, "n": n} for (m, s), n in sorted(totals.items())]

@@ -13,6 +13,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
 from eventhub.dashboard import charts, selectors
+from eventhub.dashboard.formatting import how_many
 from eventhub.models import Delivery, Event
 from eventhub.outbox import replay
 
@@ -119,7 +120,7 @@ def replay_event(request: HttpRequest, event_id) -> HttpResponse:
     """Deliver one event again through today's matching routes (needs eventhub.replay_delivery)."""
     event = get_object_or_404(Event, pk=event_id)
     created = replay.replay_event(event=event, user=request.user)
-    messages.success(request, f"Event {event.pk} was sent again through {len(created)} route(s).")
+    messages.success(request, f"Event {event.pk} was sent again through {how_many(len(created), 'route')}.")
     return _back(request, default=event.get_absolute_url())
 
 

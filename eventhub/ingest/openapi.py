@@ -8,6 +8,7 @@ from typing import Any
 
 from eventhub.ingest.cloudevents import BATCH, MAX_LENGTHS, STRUCTURED
 
+RETRY_AFTER = {"schema": {"type": "integer"}, "description": "Seconds to wait before sending again."}
 PROBLEM = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
 RESULT = {
     "application/json": {
@@ -150,6 +151,12 @@ def events_operation() -> dict[str, Any]:
             "413": {"description": "Body over the size limit.", "content": PROBLEM},
             "415": {"description": "Binary data that is neither JSON nor text.", "content": PROBLEM},
             "422": {"description": "Unknown event type, or data invalid for its schema.", "content": PROBLEM},
+            "500": {"description": "The server failed; send the events again.", "content": PROBLEM},
+            "503": {
+                "description": "The database is unreachable; send the events again after Retry-After.",
+                "headers": {"Retry-After": RETRY_AFTER},
+                "content": PROBLEM,
+            },
         },
     }
 

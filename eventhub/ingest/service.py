@@ -6,12 +6,13 @@ same ``source`` is not emitted again: the caller learns it was a duplicate and g
 the stored event's id, so producers can retry freely.
 """
 
+import logging
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import IntegrityError
+from django.db import DatabaseError, IntegrityError
 from django.utils import timezone
 
 from eventhub.errors import UnknownEventType
@@ -20,6 +21,8 @@ from eventhub.ingest import tokens
 from eventhub.ingest.cloudevents import CloudEvent, parse_request
 from eventhub.models import ApiToken, Event, EventType
 from eventhub.outbox import EventSpec, emit_many
+
+logger = logging.getLogger(__name__)
 
 # Concurrent requests with the same event can both miss the duplicate check; the
 # loser hits the unique constraint and simply looks again.
@@ -73,8 +76,20 @@ def ingest(
     events = parse_request(content_type=content_type, headers=headers, body=body)
     check_events(events, api_token=api_token)
     accepted = emit_once(events)
-    ApiToken.objects.filter(pk=api_token.pk).update(last_used_at=timezone.now())
+    note_token_used(api_token)
     return accepted
+
+
+def note_token_used(api_token: ApiToken) -> None:
+    """Record when the token last sent events: bookkeeping, so a failure never fails the request.
+
+    The events are stored by then; answering with an error would make the producer
+    send them again for the sake of a timestamp.
+    """
+    try:
+        ApiToken.objects.filter(pk=api_token.pk).update(last_used_at=timezone.now())
+    except DatabaseError as exc:
+        logger.warning("Could not record the use of API token %s: %s", api_token.prefix, exc)
 
 
 def check_events(events: Sequence[CloudEvent], *, api_token: ApiToken) -> None:

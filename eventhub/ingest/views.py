@@ -1,8 +1,11 @@
 """HTTP views of the ingest API: thin, errors as RFC 9457 problem details."""
 
+import logging
 from http import HTTPStatus
 from typing import Any
 
+from django.core.signals import got_request_exception
+from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
@@ -12,6 +15,8 @@ from eventhub.errors import InvalidEventData, UnknownEventType
 from eventhub.ingest import openapi, tokens
 from eventhub.ingest import service as ingest
 from eventhub.ingest.cloudevents import BATCH, MalformedJson, NotACloudEvent, UnsupportedData, media_type
+
+logger = logging.getLogger(__name__)
 
 PROBLEM_TYPE = "application/problem+json"
 PROBLEM_URI = "urn:eventhub:problem:"
@@ -57,10 +62,7 @@ def events(request: HttpRequest) -> HttpResponse:
                 body=read_body(request, eventhub_settings.INGEST_MAX_BYTES),
             )
     except Exception as exc:
-        response = problem_for(exc)
-        if response is None:
-            raise
-        return response
+        return problem_for(exc) or unexpected_problem(request, exc)
     status = 202 if any(not a.duplicate for a in accepted) else 200
     if media_type(request.headers.get("Content-Type")) == BATCH:
         return JsonResponse({"events": [a.as_json() for a in accepted]}, status=status)
@@ -88,8 +90,38 @@ def read_body(request: HttpRequest, limit: int) -> bytes:
     return body
 
 
+def unavailable() -> JsonResponse:
+    """503 with Retry-After: the database could not be reached, so the events may not be stored."""
+    seconds = eventhub_settings.INGEST_RETRY_AFTER_SECONDS
+    response = problem(
+        503,
+        "database-unavailable",
+        "Database unavailable",
+        "eventhub cannot reach its database, so the events may not have been stored. Send them again "
+        f"with the same ids in {seconds} seconds or later: events received before are recognised.",
+    )
+    response["Retry-After"] = str(seconds)
+    return response
+
+
+def unexpected_problem(request: HttpRequest, exc: Exception) -> JsonResponse:
+    """500, as a problem like every other error; logged and signalled as Django does for a crash."""
+    logger.error("Ingest failed: %s", exc, exc_info=exc, extra={"status_code": 500, "request": request})
+    got_request_exception.send(sender=None, request=request)
+    return problem(
+        500,
+        "internal-error",
+        "Internal server error",
+        "The request failed on the server; the events may not have been stored. Send them again with the "
+        "same ids: events received before are recognised.",
+    )
+
+
 def problem_for(exc: BaseException) -> JsonResponse | None:
     """The problem response for an ingest error; None for an unexpected exception."""
+    if isinstance(exc, OperationalError | InterfaceError):
+        logger.warning("Ingest answered 503: the database is unavailable (%s).", str(exc).strip())
+        return unavailable()
     extra: dict[str, Any] = {}
     if isinstance(exc, ingest.RefusedEvent):
         extra["index"] = exc.index

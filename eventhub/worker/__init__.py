@@ -4,8 +4,9 @@
 records the outcome; ``writes`` combines many threads' claims and outcomes into
 one statement; ``lifecycle`` and ``boot`` prepare a worker process; ``rescue`` and
 ``upkeep`` are the periodic work beside the workers (relay, stuck deliveries);
-``fork`` starts that upkeep in its own process; ``shaping`` finds the transform
-a delivery is sent with; ``trial`` tries a route from its admin page.
+``fork`` starts that upkeep in its own process; ``handback`` finishes the embedded
+broker's deliveries at exit, or hands them back to the relay; ``shaping`` finds the
+transform a delivery is sent with; ``trial`` tries a route from its admin page.
 
 Dramatiq imports ``boot`` and ``fork`` before Django is set up, so the names below
 load on first use (see eventhub.lazy).
@@ -15,6 +16,7 @@ from eventhub.lazy import lazy_exports
 
 __all__ = [
     "INTERRUPTED",
+    "OUTCOME_NOT_RECORDED",
     "MatchReport",
     "NoRecentEvent",
     "PROMETHEUS_ENV",
@@ -23,7 +25,9 @@ __all__ = [
     "check_can_try",
     "DeliveryFailed",
     "Outcome",
+    "OutcomeNotRecorded",
     "deliver",
+    "finish_embedded_work",
     "match_recent",
     "preview_transform",
     "record_interrupted",
@@ -37,9 +41,12 @@ __getattr__ = lazy_exports(
     __name__,
     {
         "INTERRUPTED": "deliver",
+        "OUTCOME_NOT_RECORDED": "deliver",
+        "OutcomeNotRecorded": "deliver",
         "DeliveryFailed": "deliver",
         "Outcome": "deliver",
         "deliver": "deliver",
+        "finish_embedded_work": "handback",
         "record_interrupted": "deliver",
         "PROMETHEUS_ENV": "lifecycle",
         "QUEUES_ENV": "lifecycle",

@@ -65,6 +65,10 @@ def should_retry(retries: int, exception: BaseException) -> bool:
     delivery (a dead delivery returns without raising). Any other exception means no
     outcome was recorded (the database was unreachable, say): retry for a long while,
     so that an outage never uses up the route's attempts or strands a delivery.
+
+    A DeliveryFailed is a ``dramatiq.Retry``, so Dramatiq's worker does not log it (eventhub
+    logged it in one line); any other exception is a crash, and Dramatiq logs it at ERROR
+    with its traceback.
     """
     return isinstance(exception, DeliveryFailed) or retries < INFRASTRUCTURE_RETRIES
 
@@ -74,7 +78,7 @@ def _deliver(*args: object, **kwargs: object) -> None:
     reason = malformed_reason(args, kwargs)
     if reason:
         raise MalformedMessage(reason)
-    deliver(args[0])
+    deliver(args[0], note=broker.current_note())
 
 
 deliver_actor = broker.register_actor(

@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 
+import dramatiq
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
@@ -33,10 +34,33 @@ ERROR_LIMIT = 4000
 INTERRUPTED = (
     "Interrupted: the worker stopped before recording an outcome (killed, or the message redelivered)."
 )
+OUTCOME_NOT_RECORDED = (
+    "Outcome not recorded: the attempt ran (it may have taken effect), but writing its outcome failed "
+    "({error}); the delivery was run again."
+)
 
 
-class DeliveryFailed(Exception):
-    """Raised to the queue layer so it retries the message later."""
+class DeliveryFailed(dramatiq.Retry):
+    """Raised to the queue layer so it retries the message later.
+
+    The failure is already recorded and logged (one line): as a ``dramatiq.Retry``
+    it is not logged again by Dramatiq's worker with a traceback, and it removes any
+    note an earlier run left on the message (see eventhub.broker.RetryNotes).
+    """
+
+    retry_note = None
+
+
+class OutcomeNotRecorded(Exception):
+    """The attempt ran but its outcome could not be written (the database was unreachable, say).
+
+    Dramatiq logs it as the crash it is and retries the message, which carries the
+    note below, so that the next claim records the lost attempt for what it was.
+    """
+
+    def __init__(self, *, delivery_id: int, attempt: int, error: str) -> None:
+        super().__init__(f"Delivery {delivery_id} attempt {attempt}: outcome not recorded: {error}")
+        self.retry_note = {"attempt": attempt, "error": error[:500]}
 
 
 @dataclass(frozen=True)
@@ -53,13 +77,14 @@ def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}/{threading.current_thread().name}"
 
 
-def claim(delivery_id: int, *, worker: str) -> Delivery | None:
+def claim(delivery_id: int, *, worker: str, note: dict | None = None) -> Delivery | None:
     """Mark the delivery running and count the attempt; None if unknown, succeeded or dead.
 
     A delivery found ``running`` was interrupted (its worker was killed, or RabbitMQ
-    redelivered the message): that attempt is recorded as failed, and when it was the
-    route's last attempt the delivery is dead instead of running again, so a handler
-    that kills its worker can't loop forever.
+    redelivered the message), or its outcome could not be recorded (``note``, left by
+    that run: see OutcomeNotRecorded): that attempt is recorded as failed, and when it
+    was the route's last attempt the delivery is dead instead of running again, so a
+    handler that kills its worker can't loop forever.
     """
     now = timezone.now()
     if durability.can_relax():  # the usual case in one round trip; see eventhub.worker.writes
@@ -79,7 +104,9 @@ def claim(delivery_id: int, *, worker: str) -> Delivery | None:
         )
         if delivery is None:
             return None
-        if delivery.status == Delivery.Status.RUNNING and record_interrupted(delivery, now=now):
+        if delivery.status == Delivery.Status.RUNNING and record_interrupted(
+            delivery, now=now, reason=interrupted_reason(delivery, note)
+        ):
             return None
         Delivery.objects.filter(pk=delivery_id).update(
             status=Delivery.Status.RUNNING, attempts=F("attempts") + 1, started_at=now, worker=worker
@@ -93,7 +120,14 @@ def claim(delivery_id: int, *, worker: str) -> Delivery | None:
     return delivery
 
 
-def record_interrupted(delivery: Delivery, *, now: datetime) -> bool:
+def interrupted_reason(delivery: Delivery, note: dict | None) -> str:
+    """Why the run a claim found unfinished has no outcome: lost while recording, or interrupted."""
+    if isinstance(note, dict) and note.get("attempt") == delivery.attempts:
+        return OUTCOME_NOT_RECORDED.format(error=note.get("error") or "unknown error")
+    return INTERRUPTED
+
+
+def record_interrupted(delivery: Delivery, *, now: datetime, reason: str = INTERRUPTED) -> bool:
     """Record a run that never recorded its outcome; True when it was the last attempt (now dead)."""
     started = delivery.started_at or now
     Attempt.objects.create(
@@ -104,27 +138,35 @@ def record_interrupted(delivery: Delivery, *, now: datetime) -> bool:
         duration_ms=(now - started).total_seconds() * 1000,
         worker=delivery.worker,
         succeeded=False,
-        error=INTERRUPTED,
+        error=reason,
     )
-    logger.warning("Delivery %s attempt %s was interrupted; %s", delivery.pk, delivery.attempts, INTERRUPTED)
+    attempt = _attempt_of(delivery)
     if delivery.attempts - delivery.attempts_before_replay < delivery.route.max_attempts:
+        logger.warning("Delivery %s attempt %s has no outcome; runs again. %s", delivery.pk, attempt, reason)
         return False
-    Delivery.objects.filter(pk=delivery.pk).update(
-        status=Delivery.Status.DEAD, finished_at=now, last_error=INTERRUPTED
-    )
+    dead = Delivery.Status.DEAD
+    Delivery.objects.filter(pk=delivery.pk).update(status=dead, finished_at=now, last_error=reason)
+    logger.error("Delivery %s is dead: last attempt (%s) has no outcome. %s", delivery.pk, attempt, reason)
     if delivery.ordering_key is not None:  # issue 19: the next delivery of its key may run
         transaction.on_commit(lambda: ordering.release(route_id=delivery.route_id, key=delivery.ordering_key))
     return True
 
 
-def deliver(delivery_id: int, *, worker: str | None = None) -> Outcome | None:
+def _attempt_of(delivery: Delivery) -> str:
+    """The attempt in the current round of the route's retry policy, e.g. "2 of 5"."""
+    return f"{delivery.attempts - delivery.attempts_before_replay} of {delivery.route.max_attempts}"
+
+
+def deliver(delivery_id: int, *, worker: str | None = None, note: dict | None = None) -> Outcome | None:
     """Run delivery ``delivery_id`` once; returns its outcome, or None when there was nothing to run.
 
     Raises DeliveryFailed after recording a failure that has attempts left, so the
-    queue layer retries it with the route's backoff.
+    queue layer retries it with the route's backoff; OutcomeNotRecorded when the
+    outcome could not be written. ``note`` is what the message's previous run left
+    (see eventhub.broker.RetryNotes).
     """
     worker = worker or worker_name()
-    delivery = claim(delivery_id, worker=worker)
+    delivery = claim(delivery_id, worker=worker, note=note)
     if delivery is None:
         _log_skipped(delivery_id)
         return None
@@ -142,34 +184,23 @@ def deliver(delivery_id: int, *, worker: str | None = None) -> Outcome | None:
 
 
 def _attempt(delivery: Delivery, *, worker: str) -> Outcome:
-    """Run the route's destination once and record the outcome."""
+    """Run the route's destination once (an "eventhub attempt" span) and record the outcome."""
     started = time.monotonic()
-    error = ""
-    permanent = False
     with tracing.span("eventhub attempt", attributes={"eventhub.attempt": delivery.attempts}) as span:
-        try:
-            destination_for(delivery.route.destination_kind)(
-                route=delivery.route,
-                envelope=delivery.event.envelope,
-                delivery=delivery,
-                transform=shaping.transform_for(delivery),
-            )
-        except PermanentError as exc:
-            error, permanent = f"{type(exc).__name__}: {exc}", True
-        except TimeLimitExceeded:
-            limit = delivery.route.time_limit_ms
-            error = f"TimeLimitExceeded: the attempt ran longer than the route's {limit} ms."
-        except BaseException as exc:  # noqa: BLE001 - a failing handler must never escape unrecorded
-            error = f"{type(exc).__name__}: {exc}"
+        error, permanent = _run_destination(delivery)
         tracing.mark_failed(span, error)
-    return record_outcome(
-        delivery,
-        started_at=delivery.started_at,
-        duration_ms=(time.monotonic() - started) * 1000,
-        error=error,
-        permanent=permanent,
-        worker=worker,
-    )
+    try:
+        return record_outcome(
+            delivery,
+            started_at=delivery.started_at,
+            duration_ms=(time.monotonic() - started) * 1000,
+            error=error,
+            permanent=permanent,
+            worker=worker,
+        )
+    except Exception as exc:
+        text = f"{type(exc).__name__}: {exc}".strip()
+        raise OutcomeNotRecorded(delivery_id=delivery.pk, attempt=delivery.attempts, error=text) from exc
 
 
 def _deliver_span(delivery: Delivery):
@@ -185,6 +216,27 @@ def _deliver_span(delivery: Delivery):
     }
     parent = tracing.parse(delivery.event.traceparent, delivery.event.tracestate)
     return tracing.span("eventhub deliver", kind="CONSUMER", parent=parent, attributes=attributes)
+
+
+def _run_destination(delivery: Delivery) -> tuple[str, bool]:
+    """Run the route's destination once: ("", False) on success, else (error, whether permanent)."""
+    try:
+        destination_for(delivery.route.destination_kind)(
+            route=delivery.route,
+            envelope=delivery.event.envelope,
+            delivery=delivery,
+            transform=shaping.transform_for(delivery),
+        )
+    except PermanentError as exc:
+        return f"{type(exc).__name__}: {exc}", True
+    except TimeLimitExceeded:
+        limit = delivery.route.time_limit_ms
+        return f"TimeLimitExceeded: the attempt ran longer than the route's {limit} ms.", False
+    except BaseException as exc:  # noqa: BLE001 - a failing handler must never escape unrecorded
+        # The one-line error is recorded and logged; the traceback only for those who ask (LOG_LEVEL=DEBUG).
+        logger.debug("Delivery %s: the destination raised", delivery.pk, exc_info=True)
+        return f"{type(exc).__name__}: {exc}", False
+    return "", False
 
 
 def _log_skipped(delivery_id: int) -> None:
@@ -220,7 +272,16 @@ def record_outcome(
                 status=status, finished_at=finished, duration_ms=duration_ms, last_error=error
             )
     if error:
-        logger.warning(
-            "Delivery %s attempt %s failed (%s): %s", delivery.pk, delivery.attempts, status, error
-        )
+        _log_failure(delivery, status=status, error=error, permanent=permanent)
     return Outcome(status=status, attempts=delivery.attempts, error=error)
+
+
+def _log_failure(delivery: Delivery, *, status: str, error: str, permanent: bool) -> None:
+    # One line each: a retry is a WARNING; a dead delivery, which needs someone, an ERROR with the reason.
+    attempt = _attempt_of(delivery)
+    if status == Delivery.Status.RETRYING:
+        logger.warning("Delivery %s attempt %s failed; will retry: %s", delivery.pk, attempt, error)
+    elif permanent:
+        logger.error("Delivery %s is dead (attempt %s failed permanently): %s", delivery.pk, attempt, error)
+    else:
+        logger.error("Delivery %s is dead after attempt %s: %s", delivery.pk, attempt, error)

@@ -1,10 +1,12 @@
 """The admin: event types and routes are validated on the admin's own forms; records are read-only."""
 
+import re
+
 import pytest
 from django.urls import reverse
 
 from eventhub import emit
-from eventhub.models import EventType, Route
+from eventhub.models import Delivery, EventType, Route
 from tests.support import factories
 
 pytestmark = pytest.mark.django_db
@@ -53,6 +55,63 @@ def test_a_malformed_filter_is_refused_on_the_form(admin_client, filter_text, me
     assert response.status_code == 200
     errors = response.context["adminform"].form.errors
     assert "filter" in errors and message in " ".join(errors["filter"])
+    assert not Route.objects.exists()
+
+
+def test_the_schema_starts_empty_not_as_null_and_empty_means_none(admin_client):
+    page = admin_client.get(reverse("admin:eventhub_eventtype_add")).content.decode()
+    textarea = page[page.index('<textarea name="schema"') :]
+    assert textarea[textarea.index(">") + 1 : textarea.index("</textarea>")].strip() == ""
+
+    admin_client.post(
+        reverse("admin:eventhub_eventtype_add"), {"name": "order.paid", "schema": "", "active": "on"}
+    )
+    paid = EventType.objects.get(name="order.paid")
+    assert paid.schema is None
+    change = admin_client.get(reverse("admin:eventhub_eventtype_change", args=[paid.pk])).content.decode()
+    assert ">null</textarea>" not in change and ">\nnull</textarea>" not in change
+
+
+def test_the_route_form_offers_handlers_and_shows_each_field_for_its_kind(admin_client, handler):
+    _, name = handler()
+    page = admin_client.get(reverse("admin:eventhub_route_add")).content.decode()
+
+    select = page[
+        page.index('<select name="handler"') : page.index("</select>", page.index('name="handler"'))
+    ]
+    assert f'<option value="{name}">{name}</option>' in select
+    assert 'data-eventhub-kinds="handler"' in select
+    assert re.search(r'<input type="text" name="target"[^>]*data-eventhub-kinds="webhook amqp"', page)
+    assert re.search(r'<input type="text" name="secret"[^>]*data-eventhub-kinds="webhook"', page)
+    assert "eventhub/admin/route_form.js" in page
+
+
+def test_a_handler_route_keeps_no_webhook_secret_and_a_webhook_route_keeps_its_own(admin_client, handler):
+    _, name = handler()
+    paid = factories.event_type("order.paid")
+    # The form pre-fills a secret for every kind; only a webhook keeps it.
+    handler_route = route_form(paid, name="h", target="", handler=name, secret="whsec_prefilled")
+    webhook_route = route_form(paid, name="w", destination_kind="webhook", target="https://example.com/in",
+                               secret="whsec_prefilled")  # fmt: skip
+    for form in (handler_route, webhook_route):
+        response = admin_client.post(reverse("admin:eventhub_route_add"), form)
+        assert response.status_code == 302, response.context["adminform"].form.errors
+
+    assert (Route.objects.get(name="h").target, Route.objects.get(name="h").secret) == (name, "")
+    assert Route.objects.get(name="w").secret == "whsec_prefilled"
+
+
+def test_each_kind_asks_for_its_own_destination(admin_client):
+    paid = factories.event_type("order.paid")
+    for kind, field, message in (
+        ("handler", "handler", "Choose the handler this route calls."),
+        ("webhook", "target", "This field is required for this destination kind."),
+    ):
+        response = admin_client.post(
+            reverse("admin:eventhub_route_add"),
+            route_form(paid, destination_kind=kind, target="", handler=""),
+        )
+        assert message in response.context["adminform"].form.errors[field]
     assert not Route.objects.exists()
 
 
@@ -113,3 +172,14 @@ def test_events_and_deliveries_are_read_only_with_search_and_filters(admin_clien
     assert f">{delivery.pk}<" in listed.content.decode()
     none = admin_client.get(reverse("admin:eventhub_delivery_changelist"), {"status__exact": "dead"})
     assert f">{delivery.pk}<" not in none.content.decode()
+
+
+def test_durations_in_the_delivery_list_are_rounded(admin_client):
+    delivery = factories.make_delivery(factories.route(factories.event_type("order.paid"), "h"))
+    Delivery.objects.filter(pk=delivery.pk).update(duration_ms=1.0933969999769033)
+
+    listed = admin_client.get(reverse("admin:eventhub_delivery_changelist")).content.decode()
+    detail = admin_client.get(reverse("admin:eventhub_delivery_change", args=[delivery.pk])).content.decode()
+
+    assert '<td class="field-duration">1.1 ms</td>' in listed
+    assert "1.0933969999769033" not in listed and "1.0933969999769033" not in detail

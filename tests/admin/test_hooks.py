@@ -71,3 +71,34 @@ def test_the_model_choice_offers_installed_models_but_not_eventhubs_own(admin_cl
     page = admin_client.get(reverse("admin:eventhub_signalhook_add")).content.decode()
     assert "| order</option>" in page and "Authentication and Authorization | user</option>" in page
     assert ">eventhub | event<" not in page and ">eventhub | delivery<" not in page
+
+
+@pytest.mark.django_db
+def test_the_model_filter_lists_only_models_that_can_be_hooked(admin_client):
+    page = admin_client.get(reverse("admin:eventhub_signalhook_changelist")).content.decode()
+    model_filter = page[page.index("By model") : page.index("</ul>", page.index("By model"))]
+
+    assert "shop.order</a>" in model_filter and "auth.user</a>" in model_filter
+    for bookkeeping in ("sessions.session", "admin.logentry", "contenttypes.contenttype", "eventhub."):
+        assert bookkeeping not in model_filter
+    form = admin_client.get(reverse("admin:eventhub_signalhook_add")).content.decode()
+    assert "| session</option>" not in form and "| log entry</option>" not in form
+
+
+@pytest.mark.django_db
+def test_help_texts_keep_their_placeholders_and_the_list_says_briefly_when_hooks_fire(admin_client):
+    form = admin_client.get(reverse("admin:eventhub_signalhook_add")).content.decode()
+    assert "Empty gives &lt;app_label&gt;.&lt;model&gt;/&lt;pk&gt;; otherwise a template" in form
+
+    paid = factories.event_type("order.paid")
+    factories.signal_hook(paid, name="paid", when="changed", watch_fields="status")
+    factories.signal_hook(paid, name="linked", signal="m2m_changed", m2m_field="products")
+    page = admin_client.get(reverse("admin:eventhub_signalhook_changelist")).content.decode()
+
+    assert '<td class="field-fires">status changed</td>' in page
+    assert '<td class="field-fires">products changed (m2m)</td>' in page
+    assert "only when one of the watched fields changed" not in page
+    # Hooks declared in code: the default subject is shown as text, the headers as the admin's own.
+    code = page[page.index('id="code-hooks-table"') :]
+    assert "&lt;app_label&gt;.&lt;model&gt;/&lt;pk&gt;" in code or "product/{sku}" in code
+    assert '<th scope="col"><div class="text"><span>fires when</span></div></th>' in code

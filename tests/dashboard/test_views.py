@@ -1,5 +1,6 @@
 """The dashboard as operators see it: who may open it, each filter, figures, consumers, replay."""
 
+import re
 import uuid
 from datetime import timedelta
 from html import unescape
@@ -62,7 +63,7 @@ def test_signed_in_users_who_are_not_staff_are_sent_to_the_admin_login(client, u
 def test_staff_see_the_dashboard(staff):
     response = staff.get("/eventhub/")
     assert response.status_code == 200
-    assert b"Failing and dead" in response.content and b"Recent deliveries" in response.content
+    assert b"Failing, dead and stuck" in response.content and b"Recent deliveries" in response.content
 
 
 def test_replay_endpoints_are_staff_only(client, two_routes):
@@ -176,6 +177,60 @@ def test_chart_counts_deliveries_per_minute_by_status(staff, two_routes):
     assert "<svg" in html and "dead: 1</title>" in html
 
 
+def test_each_route_has_a_sparkline_of_its_last_hour_where_failures_stand_out(staff, two_routes):
+    billing, mailer = two_routes
+    for _ in range(30):
+        make_delivery(billing, ago=timedelta(minutes=5))
+    make_delivery(billing, status="dead", error="x", ago=timedelta(minutes=5))
+    make_delivery(mailer, ago=timedelta(minutes=20))
+    make_delivery(mailer, ago=timedelta(hours=2))  # outside the hour
+
+    html = staff.get("/eventhub/").content.decode()
+
+    failing, fine = route_row(html, billing), route_row(html, mailer)
+    assert 'class="failing"' in failing and 'class="failing"' not in fine
+    assert 'aria-label="billing: 31 deliveries, 1 failed in the last hour"' in failing
+    assert 'aria-label="mailer: 1 delivery, 0 failed in the last hour"' in fine
+    # One failure among 31 in the same minute is still a visible red bar.
+    (red,) = re.findall(r'<rect class="failed"[^>]*>', failing)
+    assert f'fill="{charts.FAILED_COLOUR}"' in red and float(re.search(r'height="([\d.]+)"', red)[1]) >= 3
+    assert "1 failed</a>" in failing and "failed</a>" not in fine
+    assert '<rect class="failed"' not in fine
+
+
+def route_row(html: str, route) -> str:
+    start = html.index(f'<tr id="route-{route.pk}"')
+    return html[start : html.index("</tr>", start)]
+
+
+def test_the_two_durations_say_what_they_measure_and_are_rounded(staff, two_routes):
+    delivery = make_delivery(two_routes[0], subject="order/7")
+    Delivery.objects.filter(pk=delivery.pk).update(duration_ms=1.0933969999769033)
+
+    html = staff.get("/eventhub/").content.decode()
+
+    assert html.count("Last attempt took</th>") == 2
+    assert html.count("emit → done</th>") == 3 and html.count('<th class="num">p95</th>') == 3
+    assert '<th class="num">ms</th>' not in html and "p50 ms" not in html
+    row = rows(staff.get("/eventhub/"), "deliveries")
+    assert ">1.1 ms<" in row and "1.09339" not in row
+
+
+def test_a_delivery_running_past_its_time_limit_is_shown_as_stuck_among_the_problems(staff, two_routes):
+    billing, _ = two_routes
+    stuck = make_delivery(billing, status="running", subject="order/stuck", ago=timedelta(minutes=6))
+    fresh = make_delivery(billing, status="running", subject="order/fresh", ago=timedelta(seconds=5))
+    now = timezone.now()
+    Delivery.objects.filter(pk=stuck.pk).update(started_at=now - timedelta(minutes=5))
+    Delivery.objects.filter(pk=fresh.pk).update(started_at=now - timedelta(seconds=5))
+
+    problems = rows(staff.get("/eventhub/"), "problems")
+
+    assert "order/stuck" in problems and "order/fresh" not in problems
+    assert "stuck</span>" in problems
+    assert "Running for 5 min, past the route's time limit of 60 s" in unescape(problems)
+
+
 def test_discovery_off_is_said_plainly(staff, monkeypatch):
     monkeypatch.delenv("CONSUL_HTTP_ADDR", raising=False)
     assert "Discovery off" in staff.get("/eventhub/").content.decode()
@@ -208,6 +263,8 @@ def test_consumers_with_health_and_routes_without_a_healthy_consumer(
     html = staff.get("/eventhub/").content.decode()
     consumers = html[html.index('id="consumers"') :]
     assert "w-alive:7" in consumers and "passing" in consumers
+    alive = consumers[consumers.index("w-alive:7") : consumers.index("</tr>", consumers.index("w-alive:7"))]
+    assert re.search(r">\d+(\.\d)? s ago<", alive), alive  # a 5 s heartbeat reads in seconds, not "0 minutes"
     assert "w-stuck:7" in consumers and "critical" in consumers
     banner = consumers[consumers.index("No healthy consumer") : consumers.index("</div>")]
     assert "orphan-route (queue q-orphan)" in banner and "served-route" not in banner

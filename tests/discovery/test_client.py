@@ -8,24 +8,10 @@ import pytest
 from eventhub import discovery
 from eventhub.discovery import (
     DiscoveryUnavailable,
-    Registration,
     healthy_instances,
     list_consumers,
 )
-
-
-def _registration(agent, *, ttl=10.0, tags=(), address=None, port=None, name=None, suffix="a"):
-    name = name or agent.unique_name("worker")
-    return Registration(
-        service_name=name,
-        service_id=f"{name}-{suffix}",
-        tags=tuple(tags),
-        meta={"host": "worker-host", "pid": "4242"},
-        ttl_seconds=ttl,
-        deregister_after="1m",
-        address=address,
-        port=port,
-    )
+from tests.support.consul_fixtures import registration_for
 
 
 def test_discovery_is_off_without_consul_http_addr():
@@ -117,7 +103,7 @@ def test_default_client_is_built_once_from_the_environment(monkeypatch):
 def test_token_is_sent_on_every_request(consul_agent):
     standin = consul_agent.require_standin("the stand-in records the requests it answers")
     client = consul_agent.client()
-    reg = _registration(consul_agent)
+    reg = registration_for(consul_agent)
 
     reg.register(client)
     discovery.heartbeat(client, reg.service_id)
@@ -131,7 +117,7 @@ def test_token_is_sent_on_every_request(consul_agent):
 
 def test_wrong_or_missing_token_is_refused(consul_agent):
     consul_agent.require_standin("the real agent's ACL policy is unknown")
-    reg = _registration(consul_agent)
+    reg = registration_for(consul_agent)
 
     with pytest.raises(DiscoveryUnavailable, match="ACL not found"):
         reg.register(consul_agent.client(token="wrong"))

@@ -5,25 +5,10 @@ Run against the Consul stand-in, or a real agent when CONSUL_HTTP_ADDR is set.
 
 from eventhub import discovery
 from eventhub.discovery import (
-    Registration,
     TTLCache,
     healthy_instances,
 )
-from tests.support.consul_fixtures import eventually
-
-
-def _registration(agent, *, ttl=10.0, tags=(), address=None, port=None, name=None, suffix="a"):
-    name = name or agent.unique_name("worker")
-    return Registration(
-        service_name=name,
-        service_id=f"{name}-{suffix}",
-        tags=tuple(tags),
-        meta={"host": "worker-host", "pid": "4242"},
-        ttl_seconds=ttl,
-        deregister_after="1m",
-        address=address,
-        port=port,
-    )
+from tests.support.consul_fixtures import eventually, registration_for
 
 
 def _ids(instances):
@@ -35,7 +20,7 @@ def _ids(instances):
 
 def test_instance_without_address_uses_the_nodes(consul_agent):
     client = consul_agent.client()
-    reg = _registration(consul_agent, port=9000)
+    reg = registration_for(consul_agent, port=9000)
     reg.register(client)
     discovery.heartbeat(client, reg.service_id)
 
@@ -46,8 +31,8 @@ def test_instance_without_address_uses_the_nodes(consul_agent):
 
 def test_healthy_instances_by_tag(consul_agent):
     client = consul_agent.client()
-    blue = _registration(consul_agent, tags=["blue"], suffix="blue")
-    green = _registration(consul_agent, tags=["green"], name=blue.service_name, suffix="green")
+    blue = registration_for(consul_agent, tags=["blue"], suffix="blue")
+    green = registration_for(consul_agent, tags=["green"], name=blue.service_name, suffix="green")
     for reg in (blue, green):
         reg.register(client)
         discovery.heartbeat(client, reg.service_id)
@@ -59,7 +44,7 @@ def test_healthy_instances_by_tag(consul_agent):
 
 def test_healthy_instances_are_cached_briefly_and_invalidatable(consul_agent):
     client = consul_agent.client()
-    first = _registration(consul_agent, suffix="1")
+    first = registration_for(consul_agent, suffix="1")
     first.register(client)
     discovery.heartbeat(client, first.service_id)
     eventually(lambda: healthy_instances(client, first.service_name, use_cache=False))

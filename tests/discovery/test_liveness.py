@@ -93,6 +93,7 @@ def test_a_webhook_route_is_checked_for_its_queue(admin_client, worker):
 
     assert "1 healthy worker(s) consume queue 'billing'." in route_page(admin_client, served)
     assert "No healthy worker consumes queue 'audit'" in route_page(admin_client, orphan)
+    assert "Handlers with live consumers" not in route_page(admin_client, served)  # not a handler route
 
 
 def test_the_add_form_lists_the_live_handlers(admin_client, worker):

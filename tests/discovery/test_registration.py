@@ -17,21 +17,7 @@ from eventhub.discovery import (
     healthy_instances,
     list_consumers,
 )
-from tests.support.consul_fixtures import eventually
-
-
-def _registration(agent, *, ttl=10.0, tags=(), address=None, port=None, name=None, suffix="a"):
-    name = name or agent.unique_name("worker")
-    return Registration(
-        service_name=name,
-        service_id=f"{name}-{suffix}",
-        tags=tuple(tags),
-        meta={"host": "worker-host", "pid": "4242"},
-        ttl_seconds=ttl,
-        deregister_after="1m",
-        address=address,
-        port=port,
-    )
+from tests.support.consul_fixtures import eventually, registration_for
 
 
 @pytest.mark.parametrize(("value", "text"), [(15, "15s"), (15.0, "15s"), (0.5, "500ms"), ("1m", "1m")])
@@ -44,7 +30,9 @@ def test_format_duration(value, text):
 
 def test_register_heartbeat_lookup_deregister(consul_agent):
     client = consul_agent.client()
-    reg = _registration(consul_agent, tags=discovery.worker_tags(["emails"]), address="10.1.2.3", port=9000)
+    reg = registration_for(
+        consul_agent, tags=discovery.worker_tags(["emails"]), address="10.1.2.3", port=9000
+    )
 
     reg.register(client)
     assert healthy_instances(client, reg.service_name, use_cache=False) == []  # critical until a beat
@@ -73,7 +61,7 @@ def test_heartbeat_for_an_unknown_worker_raises_registration_lost(consul_agent):
 
 def test_ttl_expiry_makes_a_worker_critical_and_unhealthy(consul_agent):
     client = consul_agent.client()
-    reg = _registration(consul_agent, ttl=1.0)
+    reg = registration_for(consul_agent, ttl=1.0)
     reg.register(client)
     discovery.heartbeat(client, reg.service_id)
     eventually(lambda: healthy_instances(client, reg.service_name, use_cache=False))
@@ -107,7 +95,7 @@ def test_worker_registration_defaults_come_from_eventhub_settings():
 
 def test_heartbeat_thread_registers_passes_and_deregisters_on_stop(consul_agent):
     client = consul_agent.client()
-    reg = _registration(consul_agent)
+    reg = registration_for(consul_agent)
     beat = Heartbeat(client, reg, interval=0.1).start()
     try:
         assert beat.wait_until_beating(timeout=5)
@@ -121,7 +109,7 @@ def test_heartbeat_thread_registers_passes_and_deregisters_on_stop(consul_agent)
 
 def test_heartbeat_registers_again_when_the_agent_forgets(consul_agent):
     standin = consul_agent.require_standin("only the stand-in can forget its services")
-    reg = _registration(consul_agent)
+    reg = registration_for(consul_agent)
     beat = Heartbeat(consul_agent.client(), reg, interval=0.05).start()
     try:
         assert beat.wait_until_beating(timeout=5)
@@ -134,7 +122,7 @@ def test_heartbeat_registers_again_when_the_agent_forgets(consul_agent):
 
 def test_heartbeat_survives_an_outage_and_recovers(consul_agent, caplog):
     standin = consul_agent.require_standin("only the stand-in can be stopped")
-    reg = _registration(consul_agent)
+    reg = registration_for(consul_agent)
     beat = Heartbeat(consul_agent.client(), reg, interval=0.05, min_backoff=0.02, max_backoff=0.1).start()
     try:
         assert beat.wait_until_beating(timeout=5)

@@ -9,7 +9,8 @@ from django.test import Client, override_settings
 
 from eventhub.ingest import service, tokens
 from eventhub.models import ApiToken, Delivery, Event
-from tests.support import factories
+from tests.support import factories, refusals
+from tests.testapp.models import Switch
 
 pytestmark = pytest.mark.django_db
 
@@ -297,6 +298,30 @@ def test_other_methods_are_405(method):
     response = getattr(Client(), method)(URL)
     assert_problem(response, 405, "method-not-allowed")
     assert response["Allow"] == "POST"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_events_stored_before_the_tokens_bookkeeping_failed_are_accepted_not_an_error(token, caplog):
+    Switch.objects.create(name="tokens", on=True)
+    with refusals.refusing("eventhub_apitoken", "UPDATE", switch="tokens"):
+        response = post(cloudevent(id="kept-1"), token=token)
+
+    assert response.status_code == 202, response.content
+    assert Event.objects.filter(external_id="kept-1").count() == 1
+    assert ApiToken.objects.get().last_used_at is None
+    assert "Could not record the use of API token" in caplog.text
+
+
+def test_an_unexpected_failure_is_a_500_problem_not_an_html_page(token, monkeypatch, caplog):
+    def broken(events):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(service, "emit_once", broken)
+    response = post(cloudevent(), token=token, client=Client(raise_request_exception=False))
+
+    problem = assert_problem(response, 500, "internal-error")
+    assert "send them again with the same ids" in problem["detail"].lower()
+    assert "RuntimeError: a bug" in caplog.text
 
 
 def test_the_api_needs_no_csrf_token(token):

@@ -22,7 +22,7 @@ def test_emit_command_stores_the_event_and_reports_its_deliveries(queue_name):
     result = run_manage("emit", "order.paid", "--data", '{"order_id": 7}', "--subject", "order/7")
     assert result.returncode == 0, result.stderr
     event = Event.objects.get()
-    assert f"emitted order.paid {event.pk} with 1 deliveries" in result.stdout
+    assert f"emitted order.paid {event.pk} with 1 delivery" in result.stdout
     assert event.subject == "order/7" and event.data == {"order_id": 7}
 
 

@@ -158,7 +158,7 @@ def test_admin_delivery_action_confirms_the_count_then_replays(setup, client):
 
     done = client.post(url, {**form, "confirm": "yes"}, follow=True)
     brokers.drain_embedded()
-    assert b"Replayed 1 deliveries." in done.content
+    assert b"Replayed 1 delivery." in done.content
     assert Delivery.objects.get(pk=dead.pk).status == "succeeded"
     assert Replay.objects.get().user.username == "operator"
 

@@ -10,6 +10,7 @@ from django.urls import reverse
 
 from eventhub.models import Delivery, Event, EventType, HookFailure, Route, SignalHook
 from shop.models import Customer, Order, Product, Receipt
+from tests.support.waiting import wait_for
 
 
 def run_demo(*args: str) -> str:
@@ -43,6 +44,36 @@ def test_the_demo_command_is_idempotent_and_restores_its_configuration():
 
 
 @pytest.mark.django_db
+def test_the_demo_has_customers_and_products_to_order_with_but_no_orders_unless_asked():
+    output = run_demo()
+
+    assert "2 customers and 3 products" in output and "Sample orders" not in output
+    assert Customer.objects.count() == 2 and Product.objects.count() == 3 and not Order.objects.exists()
+    run_demo()
+    assert Customer.objects.count() == 2 and Product.objects.count() == 3  # no duplicates
+
+
+@pytest.mark.django_db
+def test_the_shop_admin_takes_money_and_totals_an_order_from_its_products(admin_client, stub_broker):
+    run_demo()
+    mug, tee = Product.objects.get(sku="MUG"), Product.objects.get(sku="TEE")
+
+    assert "€12.00" in admin_client.get(reverse("admin:shop_product_changelist")).content.decode()
+    form = {"customer": Customer.objects.first().pk, "status": "new", "total": "", "note": "",
+            "products": [mug.pk, tee.pk]}  # fmt: skip
+    response = admin_client.post(reverse("admin:shop_order_add"), form)
+    assert response.status_code == 302, response.content.decode()[:2000]
+
+    order = Order.objects.get()
+    assert order.total_cents == 3700
+    assert Event.objects.get(type="order.created").data["total_cents"] == 3700  # the hook saw the total
+    assert "€37.00" in admin_client.get(reverse("admin:shop_order_changelist")).content.decode()
+    edit = {**form, "total": "12.5", "products": [mug.pk]}
+    admin_client.post(reverse("admin:shop_order_change", args=[order.pk]), edit)
+    assert Order.objects.get().total_cents == 1250
+
+
+@pytest.mark.django_db
 def test_the_shops_code_hook_emits_once_its_event_type_exists():
     mug = Product.objects.create(sku="MUG", name="Mug", price_cents=1200)
     mug.price_cents = 1300
@@ -64,10 +95,10 @@ def test_an_order_paid_in_the_admin_reaches_the_receipt_handler(
 ):
     run_demo("--queue", queue_name)
     run_worker([queue_name])
-    ada = Customer.objects.create(name="Ada", email="ada@example.com")
+    ada = Customer.objects.get(email="ada@example.com")  # the demo's own customer
     order = Order.objects.create(customer=ada, total_cents=3700)
 
-    form = {"customer": ada.pk, "status": "paid", "total_cents": 3700, "note": "", "products": []}
+    form = {"customer": ada.pk, "status": "paid", "total": "37.00", "note": "", "products": []}
     response = admin_client.post(reverse("admin:shop_order_change", args=[order.pk]), form)
     assert response.status_code == 302, response.content.decode()[:2000]
 
@@ -78,4 +109,5 @@ def test_an_order_paid_in_the_admin_reaches_the_receipt_handler(
     assert receipt.order_id == order.pk and receipt.email == "ada@example.com"
     paid = Event.objects.get(type="order.paid")
     assert receipt.event_id == str(paid.id) and paid.subject == f"order/{order.pk}"
-    assert Delivery.objects.get(event=paid).status == "succeeded"
+    # The handler's receipt is written before the worker records the outcome: wait for that too.
+    wait_for(lambda: Delivery.objects.get(event=paid).status == "succeeded", timeout=15)

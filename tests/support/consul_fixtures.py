@@ -128,3 +128,18 @@ def eventually(probe: Callable[[], T], *, timeout: float = 5.0, interval: float 
         time.sleep(interval)
     assert value, f"still {value!r} after {timeout}s"
     return value
+
+
+def registration_for(agent, *, ttl=10.0, tags=(), address=None, port=None, name=None, suffix="a"):
+    """A worker Registration under a service name of this test's own (unless ``name`` is given)."""
+    name = name or agent.unique_name("worker")
+    return discovery.Registration(
+        service_name=name,
+        service_id=f"{name}-{suffix}",
+        tags=tuple(tags),
+        meta={"host": "worker-host", "pid": "4242"},
+        ttl_seconds=ttl,
+        deregister_after="1m",
+        address=address,
+        port=port,
+    )

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -63,6 +64,18 @@ def test_quick_bench_prints_the_table_with_every_row_and_writes_json(tmp_path):
         cells = [cell.strip() for cell in row.strip().strip("|").split("|")]
         assert "-" not in cells[2:], f"row {label!r} lacks a figure: {row}"
     assert "raw Dramatiq" in done.stdout and "eventhub / raw" in done.stdout
+    # Never silent for minutes: each phase says on stderr when it starts and ends, with count and rate.
+    for phase in (
+        "raw Dramatiq: send",
+        "raw Dramatiq: workers drain the queue",
+        "eventhub: emit one at a time",
+        "eventhub: emit in batches of 15",
+        "eventhub: workers deliver",
+        "eventhub: latency at a fixed rate",
+    ):
+        assert f"[bench] {phase}: started" in done.stderr, done.stderr
+        ended = rf"\[bench\] {phase}: done: [\d,]+(/[\d,]+)? \w+, [\d,]+/s"
+        assert re.search(ended, done.stderr), done.stderr
     (result,) = tmp_path.glob("bench-*.json")
     document = json.loads(result.read_text())
     assert len(document["table"]) == len(ROWS) and len(document["targets"]) == 3

@@ -4,70 +4,23 @@ Needs Debian's chromium (/usr/bin/chromium) and the playwright package; skipped
 without them. Screenshots go to artifacts/screenshots/.
 """
 
-import os
-import shutil
 import threading
-from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import User
 
 from eventhub import emit
 from tests.support import factories
+from tests.support.browser import MARKS, SCREENSHOTS, log_in, playwright_sync
 
-CHROMIUM = os.environ.get("EVENTHUB_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
-
-playwright_sync = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.rabbitmq,
-    pytest.mark.django_db(transaction=True),
-    # `make test` sets EVENTHUB_REQUIRE_BROWSER=1 after installing Chromium: there a missing browser fails.
-    pytest.mark.skipif(
-        shutil.which(CHROMIUM) is None and not os.environ.get("EVENTHUB_REQUIRE_BROWSER"),
-        reason=f"no Chromium at {CHROMIUM}",
-    ),
-]
-
-
-@pytest.fixture
-def page(monkeypatch):
-    """A fresh headless Chromium page; Django's ORM may be used from the test while it runs."""
-    # Playwright's sync API keeps an event loop on this thread; the test's own ORM calls are sync.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    with playwright_sync.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        context = browser.new_context(viewport={"width": 1400, "height": 1000})
-        context.set_default_timeout(20_000)
-        yield context.new_page()
-        browser.close()
-
-
-def log_in(page, base: str, next_path: str = "/eventhub/") -> None:
-    """Open a staff page, get sent to the admin login, sign in, land back on the page."""
-    page.goto(base + next_path)
-    assert "/admin/login/" in page.url
-    page.fill("#id_username", "operator")
-    page.fill("#id_password", "a-long-test-password")
-    page.click("input[type=submit]")
-    page.wait_for_url(f"**{next_path}")
+pytestmark = [*MARKS, pytest.mark.rabbitmq]
 
 
 def create_route_in_admin(page, base: str, *, name: str, event_type: str, target: str, queue: str) -> None:
     page.goto(base + "/admin/eventhub/route/add/")
     page.fill("#id_name", name)
     page.select_option("#id_event_type", label=event_type)
-    page.fill("#id_target", target)
+    page.select_option("#id_handler", target)  # a handler route: its handler is chosen from a list
     page.fill("#id_queue", queue)
     page.fill("#id_max_attempts", "2")
     page.fill("#id_min_backoff_ms", "10")

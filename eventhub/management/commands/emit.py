@@ -5,6 +5,7 @@ import json
 from django.core.management.base import BaseCommand, CommandError
 
 from eventhub import broker
+from eventhub.dashboard.formatting import how_many
 from eventhub.errors import EmitError
 from eventhub.outbox import emit
 
@@ -33,7 +34,8 @@ class Command(BaseCommand):
         except EmitError as exc:
             raise CommandError(str(exc)) from exc
         deliveries = list(event.deliveries.values_list("pk", flat=True))
-        self.stdout.write(f"emitted {event.type} {event.pk} with {len(deliveries)} deliveries")
+        routed = how_many(len(deliveries), "delivery", "deliveries")
+        self.stdout.write(f"emitted {event.type} {event.pk} with {routed}")
         if broker.is_embedded():
             # The embedded worker lives in this process: let it finish before we exit.
             broker.drain_embedded()
