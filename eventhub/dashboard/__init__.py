@@ -5,7 +5,9 @@ per-minute rollups they read; ``charts`` draws SVG on the server; ``metrics`` is
 the Prometheus endpoint; ``seeding`` writes synthetic history to try it at scale.
 """
 
-from eventhub.dashboard import metrics, views
+# Only the seeding functions are imported here: ``metrics`` imports prometheus_client, which a
+# worker process may import only after Dramatiq's Prometheus middleware has set its multiprocess
+# directory (the admin imports this package in every process).
 from eventhub.dashboard.seeding import SeedPlan, seed
 
-__all__ = ["SeedPlan", "metrics", "seed", "views"]
+__all__ = ["SeedPlan", "seed"]

@@ -122,7 +122,9 @@ def operator() -> User:
 def test_a_broker_cut_while_emitting_30_events_all_30_delivered_once_by_the_relay(queue_name, worker_process):
     target = urlparse(RABBITMQ_URL)
     proxy = TcpProxy(target.hostname, target.port or 5672).start()
-    brokers.setup(url=f"amqp://guest:guest@127.0.0.1:{proxy.port}/%2F")
+    credentials = target.netloc.rsplit("@", 1)[0]
+    # The same broker, user and vhost, reached through the proxy.
+    brokers.setup(url=target._replace(netloc=f"{credentials}@127.0.0.1:{proxy.port}").geturl())
     try:
         factories.route(factories.event_type("fault.cut"), "testapp.record", queue=queue_name)
         worker_process()  # consumes from RabbitMQ directly; only this process's publishing is cut
