@@ -36,6 +36,8 @@ DEFAULTS: dict[str, Any] = {
     "CONSUL_DEREGISTER_AFTER": "1m",
     # HTTP destinations.
     "WEBHOOK_TIMEOUT_SECONDS": 10.0,
+    # Event type schemas: the longest string (or property name) a pattern is matched against.
+    "SCHEMA_MAX_MATCH_LENGTH": 10_000,
     # Ingest API: largest accepted request body.
     "INGEST_MAX_BYTES": 1024 * 1024,
     # Event types and routes: how long a process uses its copy before reading them again (edits
