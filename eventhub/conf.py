@@ -43,6 +43,10 @@ DEFAULTS: dict[str, Any] = {
     # Event types and routes: how long a process uses its copy before reading them again (edits
     # made in the same process take effect at once).
     "ROUTES_REFRESH_SECONDS": 1.0,
+    # Signal hooks: models they may not watch besides auth, sessions, admin and contenttypes
+    # ("app_label" or "app_label.Model"), and field names never sent besides the secret-like ones.
+    "HOOKS_REFUSED_MODELS": [],
+    "HOOKS_SECRET_FIELDS": [],
     # Signal hooks: how often a process asks the database whether hooks were edited.
     "HOOKS_REFRESH_SECONDS": 3.0,
     # /metrics: the window its database figures cover, and an optional bearer token to read it.

@@ -321,7 +321,8 @@ class SignalHook(models.Model):
         CHANGED = "changed", "on update, only when one of the watched fields changed"
 
     class Payload(models.TextChoices):
-        FIELDS = "fields", "the chosen fields (all fields when none are chosen)"
+        FIELDS = "fields", "the chosen fields"
+        ALL = "all", "all fields (never password, token, key or secret-like ones)"
         METHOD = "method", "the model's to_event_data() method"
 
     name = models.CharField(max_length=200, unique=True)

@@ -13,9 +13,11 @@ from eventhub.models import HookFailure, SignalHook
 
 
 def hookable_content_types() -> QuerySet[ContentType]:
-    """Content types of installed models that hooks may watch (not eventhub's own)."""
+    """Content types of installed models that hooks may watch (not eventhub's own, nor credentials)."""
     cts = ContentType.objects.exclude(app_label__in=hooks.EXCLUDED_APPS).order_by("app_label", "model")
-    return cts.filter(pk__in=[ct.pk for ct in cts if ct.model_class() is not None])
+    return cts.filter(
+        pk__in=[ct.pk for ct in cts if ct.model_class() and not hooks.refused_model(ct.model_class())]
+    )
 
 
 class SignalHookForm(forms.ModelForm):

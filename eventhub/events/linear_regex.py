@@ -67,7 +67,9 @@ def pattern(validator: Any, patrn: str, instance: Any, schema: dict) -> Iterator
         yield ValidationError(f"{instance!r} does not match {patrn!r}")
 
 
-def pattern_properties(validator: Any, patterns: dict, instance: Any, schema: dict) -> Iterator[ValidationError]:
+def pattern_properties(
+    validator: Any, patterns: dict, instance: Any, schema: dict
+) -> Iterator[ValidationError]:
     """The ``patternProperties`` keyword, by RE2."""
     if not validator.is_type(instance, "object"):
         return
@@ -81,7 +83,9 @@ def pattern_properties(validator: Any, patterns: dict, instance: Any, schema: di
                 yield from validator.descend(value, subschema, path=key, schema_path=patrn)
 
 
-def additional_properties(validator: Any, extra: Any, instance: Any, schema: dict) -> Iterator[ValidationError]:
+def additional_properties(
+    validator: Any, extra: Any, instance: Any, schema: dict
+) -> Iterator[ValidationError]:
     """The ``additionalProperties`` keyword, skipping names that patternProperties match by RE2."""
     if not validator.is_type(instance, "object"):
         return

@@ -101,7 +101,9 @@ def _walk(node: Any, where: str = "") -> Iterator[tuple[str, str, Any]]:
 
 
 def _check_refs_resolve(schema: dict) -> None:
-    resolver = LOCAL_ONLY.resolver_with_root(Resource.from_contents(schema, default_specification=DRAFT202012))
+    resolver = LOCAL_ONLY.resolver_with_root(
+        Resource.from_contents(schema, default_specification=DRAFT202012)
+    )
     for where, key, value in _walk(schema):
         if key == "$ref" and isinstance(value, str):
             try:

@@ -91,7 +91,11 @@ def test_a_catastrophic_pattern_runs_in_linear_time():
 
 
 def test_pattern_properties_and_additional_properties_run_in_linear_time():
-    schema = {"type": "object", "patternProperties": {"^(a+)+$": {"type": "integer"}}, "additionalProperties": False}
+    schema = {
+        "type": "object",
+        "patternProperties": {"^(a+)+$": {"type": "integer"}},
+        "additionalProperties": False,
+    }
     check_schema(schema)
     started = time.monotonic()
     validate_data("t.x", schema, {"aaaa": 1})
