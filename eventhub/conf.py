@@ -34,8 +34,12 @@ DEFAULTS: dict[str, Any] = {
     "CONSUL_SERVICE_NAME": "eventhub-consumer",
     "CONSUL_CHECK_TTL_SECONDS": 15,
     "CONSUL_DEREGISTER_AFTER": "1m",
-    # HTTP destinations.
+    # HTTP destinations: one deadline for a whole attempt (resolve, connect, send, answer); the most
+    # of an answer that is read; networks webhooks may reach although they are not public (CIDRs,
+    # e.g. ["10.20.0.0/16"] for consul:// services on a private network; empty: public addresses only).
     "WEBHOOK_TIMEOUT_SECONDS": 10.0,
+    "WEBHOOK_MAX_RESPONSE_BYTES": 4096,
+    "WEBHOOK_ALLOWED_NETWORKS": [],
     # Event type schemas: the longest string (or property name) a pattern is matched against.
     "SCHEMA_MAX_MATCH_LENGTH": 10_000,
     # Ingest API: largest accepted request body.

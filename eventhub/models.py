@@ -14,6 +14,7 @@ from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 from django.urls import reverse
 
+from eventhub.destinations import InvalidTarget, check_target
 from eventhub.events import PatternError, SchemaError, check_schema, envelope_of, validate_pattern
 
 EVENT_TYPE_NAME = RegexValidator(
@@ -111,6 +112,10 @@ class Route(models.Model):
             validate_pattern(self.filter)
         except PatternError as exc:
             errors["filter"] = str(exc)
+        try:
+            check_target(self.destination_kind, self.target)
+        except InvalidTarget as exc:
+            errors["target"] = str(exc)
         if self.min_backoff_ms and self.max_backoff_ms and self.min_backoff_ms > self.max_backoff_ms:
             errors["max_backoff_ms"] = "The maximum backoff must not be below the minimum."
         if errors:
