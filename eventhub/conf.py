@@ -40,6 +40,10 @@ DEFAULTS: dict[str, Any] = {
     "WEBHOOK_TIMEOUT_SECONDS": 10.0,
     "WEBHOOK_MAX_RESPONSE_BYTES": 4096,
     "WEBHOOK_ALLOWED_NETWORKS": [],
+    # Keys that encrypt webhook secrets at rest, newest first (any strings; empty: SECRET_KEY and
+    # SECRET_KEY_FALLBACKS), and how long a rotated-out secret keeps signing by default.
+    "SECRETS_KEYS": [],
+    "WEBHOOK_SECRET_OVERLAP_SECONDS": 24 * 3600,
     # Event type schemas: the longest string (or property name) a pattern is matched against.
     "SCHEMA_MAX_MATCH_LENGTH": 10_000,
     # Ingest API: largest accepted request body.

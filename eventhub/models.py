@@ -5,7 +5,6 @@ The database is the truth about events and deliveries; Consul is the truth about
 which consumers are alive.
 """
 
-import secrets
 import uuid
 
 from django.conf import settings
@@ -15,6 +14,7 @@ from django.db import models
 from django.urls import reverse
 
 from eventhub.destinations import InvalidTarget, check_target
+from eventhub.destinations import secrets as webhook_secrets
 from eventhub.events import PatternError, SchemaError, check_schema, envelope_of, validate_pattern
 
 EVENT_TYPE_NAME = RegexValidator(
@@ -28,10 +28,8 @@ QUEUE_NAME = RegexValidator(
 
 
 def new_webhook_secret() -> str:
-    """A fresh signing secret in the Standard Webhooks form (whsec_ + base64)."""
-    import base64
-
-    return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
+    """A fresh signing secret (kept for migration 0001, which names it as a default)."""
+    return webhook_secrets.new_secret()
 
 
 class EventType(models.Model):
@@ -80,9 +78,11 @@ class Route(models.Model):
         max_length=500,
         help_text="Handler name, webhook URL (https://... or consul://service/path), or exchange name.",
     )
-    secret = models.CharField(
-        max_length=200, blank=True, default=new_webhook_secret, help_text="Webhook signing secret."
-    )
+    # The webhook signing secret, only ever stored encrypted (eventhub.destinations.secrets); read
+    # and set it through ``secret``. After a rotation the previous one signs too, until it expires.
+    secret_sealed = models.TextField(default=webhook_secrets.sealed_new_secret, editable=False)
+    previous_secret_sealed = models.TextField(blank=True, default="", editable=False)
+    previous_secret_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
     queue = models.CharField(
         max_length=100,
         default="eventhub",
@@ -102,9 +102,25 @@ class Route(models.Model):
     class Meta:
         ordering = ["name"]
         indexes = [models.Index(fields=["event_type", "enabled"], name="route_type_enabled")]
+        permissions = [
+            ("rotate_route_secret", "Can rotate webhook signing secrets (and see the new one once)")
+        ]
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def secret(self) -> str:
+        """The current signing secret, decrypted (kept decrypted on this instance once read)."""
+        cached = self.__dict__.get("_secret_plain")
+        if cached is None or cached[0] != self.secret_sealed:
+            cached = (self.secret_sealed, webhook_secrets.unseal(self.secret_sealed))
+            self.__dict__["_secret_plain"] = cached
+        return cached[1]
+
+    @secret.setter
+    def secret(self, value: str) -> None:
+        self.secret_sealed = webhook_secrets.seal(value)
 
     def clean(self) -> None:
         errors = {}

@@ -11,6 +11,7 @@ from eventhub.admin.replay import (
     replay_selected_deliveries,
     replay_selected_events,
 )
+from eventhub.admin.shown_once import RouteSecretAdmin, rotate_selected_secrets
 from eventhub.discovery import liveness
 from eventhub.models import Attempt, Delivery, Event, EventType, Route
 
@@ -33,7 +34,7 @@ class EventTypeAdmin(admin.ModelAdmin):
 
 
 @admin.register(Route)
-class RouteAdmin(admin.ModelAdmin):
+class RouteAdmin(RouteSecretAdmin, admin.ModelAdmin):
     list_display = [
         "name",
         "event_type",
@@ -44,13 +45,17 @@ class RouteAdmin(admin.ModelAdmin):
         "max_attempts",
         "failures_link",
     ]
-    readonly_fields = ["failures_link", "live_consumers"]
+    readonly_fields = ["failures_link", "live_consumers", "signing_secret"]
+    actions = [rotate_selected_secrets]
     list_filter = ["enabled", "destination_kind", "queue", "event_type"]
     search_fields = ["name", "target", "event_type__name"]
     list_select_related = ["event_type"]
     fieldsets = [
         (None, {"fields": ["name", "event_type", "enabled", "filter"]}),
-        ("Destination", {"fields": ["destination_kind", "target", "secret", "queue", "live_consumers"]}),
+        (
+            "Destination",
+            {"fields": ["destination_kind", "target", "signing_secret", "queue", "live_consumers"]},
+        ),
         ("Retry policy", {"fields": ["max_attempts", "min_backoff_ms", "max_backoff_ms", "time_limit_ms"]}),
         ("Recent failures", {"fields": ["failures_link"]}),
     ]

@@ -22,6 +22,7 @@ from eventhub.conf import eventhub_settings
 from eventhub.destinations import safe_http
 from eventhub.destinations.addresses import BlockedAddress
 from eventhub.destinations.errors import DestinationError, HttpStatusError, PermanentError
+from eventhub.destinations.secrets import signing_secrets
 from eventhub.destinations.signing import signed_headers
 from eventhub.destinations.watchdog import Deadline
 
@@ -46,7 +47,8 @@ def send(*, route: Any, envelope: dict[str, Any], delivery: Any) -> None:
     headers = {"content-type": "application/json", "user-agent": "eventhub-webhook/1"}
     # One id per delivery, the same on each of its retries, so receivers can de-duplicate
     # (Standard Webhooks); the event's own id alone would collide across sources.
-    headers.update(signed_headers(secret=route.secret, msg_id=webhook_id(delivery), body=body))
+    secrets_in_use = signing_secrets(route)
+    headers.update(signed_headers(secrets=secrets_in_use, msg_id=webhook_id(delivery), body=body))
     deadline = Deadline.after(attempt_seconds(route))
     endpoints = endpoints_for(route.target)
     last_error: Exception | None = None
