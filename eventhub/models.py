@@ -15,7 +15,15 @@ from django.urls import reverse
 
 from eventhub.destinations import InvalidTarget, check_target
 from eventhub.destinations import secrets as webhook_secrets
-from eventhub.events import PatternError, SchemaError, check_schema, envelope_of, validate_pattern
+from eventhub.events import (
+    PatternError,
+    SchemaError,
+    SourcePatternError,
+    check_patterns,
+    check_schema,
+    envelope_of,
+    validate_pattern,
+)
 
 EVENT_TYPE_NAME = RegexValidator(
     r"^[a-z0-9_]+(\.[a-z0-9_]+)+$",
@@ -151,7 +159,14 @@ class Event(models.Model):
     time = models.DateTimeField()
     specversion = models.CharField(max_length=10, default="1.0")
     datacontenttype = models.CharField(max_length=100, default="application/json")
+    # CloudEvents' optional dataschema (kept and passed on, never fetched) and extension attributes.
+    dataschema = models.CharField(max_length=500, blank=True, default="")
+    extensions = models.JSONField(null=True, blank=True)
     data = models.JSONField(null=True, blank=True)
+    # The API token an ingested event came with (None for events emitted in this project).
+    api_token = models.ForeignKey(
+        "ApiToken", null=True, blank=True, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -162,6 +177,10 @@ class Event(models.Model):
             models.Index(fields=["type", "-time"], name="event_type_time"),
             # Dashboard search by the producer's own event id.
             models.Index(fields=["external_id"], name="event_external_id"),
+            # Which events a token sent (and the check before a token is deleted): ingested ones only.
+            models.Index(
+                fields=["api_token"], condition=models.Q(api_token__isnull=False), name="event_api_token"
+            ),
         ]
         constraints = [
             models.UniqueConstraint(
@@ -307,9 +326,22 @@ class ApiToken(models.Model):
         blank=True,
         help_text="The event types this token may send. None chosen: it may send none.",
     )
+    allowed_sources = models.TextField(
+        default="",
+        help_text="The CloudEvents sources this token may send, one a line: an exact source (/billing/php), "
+        "a prefix ending in * (/billing/*), or * for any. Never eventhub's own source.",
+    )
+    expires_at = models.DateTimeField(null=True, blank=True, help_text="Refused from then on; empty: never.")
+    rate_limit_per_minute = models.PositiveIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(1)],
+        help_text="Most events accepted per calendar minute (answered 429 with Retry-After past it); empty: no limit.",
+    )  # fmt: skip
     created_at = models.DateTimeField(auto_now_add=True)
     revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
     last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # The rate limit's current window: shared by every web process through this row.
+    rate_window_start = models.DateTimeField(null=True, blank=True, editable=False)
+    rate_window_count = models.PositiveIntegerField(default=0, editable=False)
 
     class Meta:
         ordering = ["name"]
@@ -317,6 +349,12 @@ class ApiToken(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix}…)"
+
+    def clean(self) -> None:
+        try:
+            check_patterns(self.allowed_sources)
+        except SourcePatternError as exc:
+            raise ValidationError({"allowed_sources": str(exc)}) from exc
 
     @property
     def revoked(self) -> bool:
