@@ -334,7 +334,7 @@ class ApiToken(models.Model):
     expires_at = models.DateTimeField(null=True, blank=True, help_text="Refused from then on; empty: never.")
     rate_limit_per_minute = models.PositiveIntegerField(
         null=True, blank=True, validators=[MinValueValidator(1)],
-        help_text="Most events accepted per calendar minute (answered 429 with Retry-After past it); empty: no limit.",
+        help_text="Most events accepted per calendar minute (429 with Retry-After past it); empty: no limit.",
     )  # fmt: skip
     created_at = models.DateTimeField(auto_now_add=True)
     revoked_at = models.DateTimeField(null=True, blank=True, editable=False)

@@ -25,7 +25,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='apitoken',
             name='rate_limit_per_minute',
-            field=models.PositiveIntegerField(blank=True, help_text='Most events accepted per calendar minute (answered 429 with Retry-After past it); empty: no limit.', null=True, validators=[django.core.validators.MinValueValidator(1)]),
+            field=models.PositiveIntegerField(blank=True, help_text='Most events accepted per calendar minute (429 with Retry-After past it); empty: no limit.', null=True, validators=[django.core.validators.MinValueValidator(1)]),
         ),
         migrations.AddField(
             model_name='apitoken',
