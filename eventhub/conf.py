@@ -57,9 +57,11 @@ DEFAULTS: dict[str, Any] = {
     "HOOKS_SECRET_FIELDS": [],
     # Signal hooks: how often a process asks the database whether hooks were edited.
     "HOOKS_REFRESH_SECONDS": 3.0,
-    # /metrics: the window its database figures cover, and an optional bearer token to read it.
+    # /metrics: the window its database figures cover; a bearer token a scraper sends, or networks
+    # (CIDRs) it may scrape from. With neither, /metrics answers only with DEBUG on.
     "METRICS_WINDOW_SECONDS": 300,
     "METRICS_TOKEN": "",
+    "METRICS_ALLOWED_NETWORKS": [],
 }
 
 
