@@ -15,9 +15,9 @@ venv: $(BIN)/python
 
 ## run: the app on embedded defaults (SQLite, in-process broker and worker) at http://127.0.0.1:8000/
 run: venv
-	$(BIN)/python manage.py migrate --no-input
-	$(BIN)/python manage.py ensure_admin
-	-$(BIN)/python manage.py eventhub_demo
+	DEBUG=$${DEBUG:-true} $(BIN)/python manage.py migrate --no-input
+	DEBUG=$${DEBUG:-true} $(BIN)/python manage.py ensure_admin
+	-DEBUG=$${DEBUG:-true} $(BIN)/python manage.py eventhub_demo
 	DEBUG=$${DEBUG:-true} $(BIN)/python manage.py runserver 127.0.0.1:8000
 
 services:
@@ -29,7 +29,7 @@ test-setup: venv services
 lint: venv
 	$(BIN)/python -m ruff check .
 	$(BIN)/lint-imports
-	$(BIN)/python manage.py makemigrations --check --dry-run
+	DEBUG=true $(BIN)/python manage.py makemigrations --check --dry-run
 	DJANGO_SETTINGS_MODULE=tests.settings $(BIN)/python manage.py makemigrations --check --dry-run
 
 test-postgres:

@@ -3,8 +3,13 @@
 Subprocess workers started by tests use this module too, so they load the same handlers.
 """
 
-from config.settings import *  # noqa: F403
-from config.settings import DATABASES, EVENTHUB, INSTALLED_APPS
+import os
+
+# Not a secret: the tests' own. Subprocesses (workers, the benchmark) inherit it.
+os.environ.setdefault("SECRET_KEY", "tests-only-secret-key-not-for-production-" + "x" * 20)
+
+from config.settings import *  # noqa: E402, F403
+from config.settings import DATABASES, EVENTHUB, INSTALLED_APPS  # noqa: E402
 
 INSTALLED_APPS = [*INSTALLED_APPS, "tests.testapp"]
 # Long-lived threads (embedded and in-test workers) would otherwise keep connections to the test

@@ -17,12 +17,18 @@ from eventhub.models import Attempt, Delivery, Event, EventType, Route
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
-    """Records written by eventhub itself: viewable, never added or edited by hand."""
+    """Records written by eventhub itself: viewable, never added, edited or deleted by hand.
+
+    Events, deliveries and replays are the audit trail: only retention deletes them.
+    """
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
     def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
         return False
 
 
