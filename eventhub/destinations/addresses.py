@@ -10,6 +10,7 @@ holds it.
 """
 
 import ipaddress
+import os
 import socket
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -19,8 +20,17 @@ from eventhub.destinations.errors import PermanentError
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 LOCAL_NAMES = ("localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback")
-# getaddrinfo() has no timeout of its own: it runs here so a caller can stop waiting for it.
-_resolver = ThreadPoolExecutor(max_workers=4, thread_name_prefix="eventhub-resolve")
+_resolvers: dict[int, ThreadPoolExecutor] = {}
+
+
+def _resolver() -> ThreadPoolExecutor:
+    # getaddrinfo() has no timeout of its own: it runs in these threads so a caller can stop waiting
+    # for it. One pool per process: a pool inherited across fork() has no threads behind it.
+    pid = os.getpid()
+    if pid not in _resolvers:
+        _resolvers.clear()
+        _resolvers[pid] = ThreadPoolExecutor(max_workers=4, thread_name_prefix="eventhub-resolve")
+    return _resolvers[pid]
 
 
 class BlockedAddress(PermanentError):
@@ -83,7 +93,7 @@ def resolve_checked(host: str, port: int, *, timeout: float) -> list[tuple]:
         check_address(address, host=host)
         family = socket.AF_INET6 if address.version == 6 else socket.AF_INET
         return [(family, (str(address), port))]
-    future = _resolver.submit(socket.getaddrinfo, host, port, type=socket.SOCK_STREAM)
+    future = _resolver().submit(socket.getaddrinfo, host, port, type=socket.SOCK_STREAM)
     try:
         infos = future.result(timeout=timeout)
     except FutureTimeout:
