@@ -157,15 +157,15 @@ def check_reuse(events: Sequence[CloudEvent], known: Mapping[Key, Event]) -> Non
 
 
 def _content(event: CloudEvent) -> tuple:
+    # Not ``time``: producers often stamp each attempt anew, and a retry is still the same event.
     return (event.type, event.subject or "", _canonical(event.data), event.datacontenttype,
-            event.dataschema or "", _canonical(event.extensions or {}), event.time)  # fmt: skip
+            event.dataschema or "", _canonical(event.extensions or {}))  # fmt: skip
 
 
 def _same_as_stored(event: CloudEvent, stored: Event) -> bool:
     ours = (stored.type, stored.subject, _canonical(stored.data), stored.datacontenttype, stored.dataschema,
             _canonical(stored.extensions or {}))  # fmt: skip
-    # A producer that sends no time gets the time of receipt, so a retry cannot repeat it.
-    return _content(event)[:-1] == ours and (event.time is None or event.time == stored.time)
+    return _content(event) == ours
 
 
 def _canonical(value: Any) -> str:

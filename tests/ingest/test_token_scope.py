@@ -79,11 +79,12 @@ def test_a_reused_id_with_other_content_is_409_and_the_same_content_a_duplicate(
     assert Event.objects.get().data == sent["data"]
 
 
-def test_a_retry_without_a_time_is_still_a_duplicate(paid):
+def test_a_retry_with_another_time_or_none_is_still_a_duplicate(paid):
     token = issue("billing", "/billing/*")
     sent = cloudevent(source="/billing/php", id="inv-8", time=None)
     post(sent, token=token)
     assert post(sent, token=token).json()["duplicate"] is True
+    assert post({**sent, "time": "2030-01-01T00:00:00Z"}, token=token).json()["duplicate"] is True
 
 
 def test_a_batch_repeating_an_id_with_other_content_is_refused_whole(paid):

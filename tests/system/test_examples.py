@@ -77,7 +77,9 @@ def test_an_event_posted_by_http_reaches_the_example_consumer_over_amqp(
             live_server, token, "--id", "php-1", "--subject", "order/42", "--data", '{"n": 1}', cwd=tmp_path
         )
         second = produce(live_server, token, "--binary", "--id", "go-2", "--data", '{"n": 2}', cwd=tmp_path)
-        again = produce(live_server, token, "--id", "php-1", "--data", '{"n": 1}', cwd=tmp_path)
+        again = produce(
+            live_server, token, "--id", "php-1", "--subject", "order/42", "--data", '{"n": 1}', cwd=tmp_path
+        )
 
         out, err = consumer.communicate(timeout=30)
     finally:
