@@ -58,13 +58,16 @@ class EventTypeForm(forms.ModelForm):
 # and cleared on save.
 KIND_FIELDS: dict[str, tuple[str, ...]] = {
     Route.Kind.HANDLER: ("handler",),
-    Route.Kind.WEBHOOK: ("target", "secret"),
+    Route.Kind.WEBHOOK: ("target",),
     Route.Kind.AMQP: ("target",),
 }
 
 
 class RouteForm(forms.ModelForm):
-    """The route form: a handler route picks a registered handler; a webhook route has a secret."""
+    """The route form: a handler route picks a registered handler; webhook and AMQP routes name a target.
+
+    A webhook's signing secret is made by eventhub and shown once (eventhub.admin.shown_once).
+    """
 
     handler = forms.ChoiceField(
         required=False,
@@ -76,7 +79,7 @@ class RouteForm(forms.ModelForm):
     class Meta:
         model = Route
         # The admin's fieldsets choose the fields it shows; these are the ones this form handles.
-        fields = ["destination_kind", "target", "secret"]
+        fields = ["destination_kind", "target"]
 
     class Media:
         js = ["eventhub/admin/route_form.js"]
@@ -101,8 +104,6 @@ class RouteForm(forms.ModelForm):
             cleaned["target"] = name
         elif kind in KIND_FIELDS and not cleaned.get("target"):
             self.add_error("target", "This field is required for this destination kind.")
-        if kind != Route.Kind.WEBHOOK and "secret" in cleaned:
-            cleaned["secret"] = ""  # only webhooks sign what they send
         return cleaned
 
 

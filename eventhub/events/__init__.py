@@ -7,13 +7,18 @@ every stage of the flow can use them.
 from eventhub.events.envelope import envelope_of
 from eventhub.events.patterns import PatternError, match, validate_pattern
 from eventhub.events.schemas import SchemaError, check_schema, validate_data
+from eventhub.events.sources import SourcePatternError, check_patterns, parse_patterns, source_allowed
 
 __all__ = [
     "PatternError",
     "SchemaError",
+    "SourcePatternError",
+    "check_patterns",
     "check_schema",
     "envelope_of",
     "match",
+    "parse_patterns",
+    "source_allowed",
     "validate_data",
     "validate_pattern",
 ]

@@ -19,4 +19,8 @@ def envelope_of(event: "Event") -> dict[str, Any]:
     }
     if event.subject:
         envelope["subject"] = event.subject
+    if event.dataschema:
+        envelope["dataschema"] = event.dataschema
+    for name, value in (event.extensions or {}).items():
+        envelope.setdefault(name, value)  # never over a core attribute
     return envelope

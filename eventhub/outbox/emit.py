@@ -35,6 +35,9 @@ class EventSpec:
     time: datetime | None = None
     external_id: str | None = None
     datacontenttype: str = "application/json"
+    dataschema: str = ""
+    extensions: dict[str, Any] | None = None
+    api_token_id: int | None = None  # the ingest API token that sent it
 
 
 def emit(type: str, data: Any = None, *, subject: str | None = None, source: str | None = None) -> Event:
@@ -122,6 +125,9 @@ def _build_event(spec: EventSpec, event_type: EventType) -> Event:
         subject=spec.subject or "",
         time=spec.time or timezone.now(),
         datacontenttype=spec.datacontenttype,
+        dataschema=spec.dataschema,
+        extensions=spec.extensions,
+        api_token_id=spec.api_token_id,
         data=spec.data,
     )
 

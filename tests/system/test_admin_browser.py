@@ -86,9 +86,15 @@ def test_the_route_form_shows_each_destination_field_only_for_its_kind(page, liv
     _, name = handler()
     EventType.objects.create(name="invoice.requested")
     log_in(page, live_server.url, "/admin/eventhub/route/add/")
-    rows = {field: page.locator(f".form-row.field-{field}") for field in ("handler", "target", "secret")}
+    rows = {
+        field: page.locator(f".form-row.field-{field}") for field in ("handler", "target", "signing_secret")
+    }
 
-    for kind, shown in (("handler", {"handler"}), ("webhook", {"target", "secret"}), ("amqp", {"target"})):
+    for kind, shown in (
+        ("handler", {"handler"}),
+        ("webhook", {"target", "signing_secret"}),
+        ("amqp", {"target"}),
+    ):
         page.select_option("#id_destination_kind", kind)
         for field, row in rows.items():
             (expect(row).to_be_visible if field in shown else expect(row).to_be_hidden)()
