@@ -86,10 +86,13 @@ class RouteForm(forms.ModelForm):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        current = self.instance.target if self.instance.destination_kind == Route.Kind.HANDLER else ""
-        self.fields["handler"].choices = handler_choices(current=current)
-        self.fields["handler"].initial = current
-        self.fields["target"].required = False  # required per kind, in clean()
+        # A user who may only view routes gets these as read-only fields, not form fields.
+        if "handler" in self.fields:
+            current = self.instance.target if self.instance.destination_kind == Route.Kind.HANDLER else ""
+            self.fields["handler"].choices = handler_choices(current=current)
+            self.fields["handler"].initial = current
+        if "target" in self.fields:
+            self.fields["target"].required = False  # required per kind, in clean()
         for name in {name for names in KIND_FIELDS.values() for name in names} & set(self.fields):
             self.fields[name].widget.attrs["data-eventhub-kinds"] = kinds_of(name)
 

@@ -110,10 +110,10 @@ def test_the_route_form_shows_each_destination_field_only_for_its_kind(page, liv
     page.wait_for_selector(".messagelist .success")
 
     route = Route.objects.get(name="log invoices")
-    assert (route.destination_kind, route.target, route.secret) == ("handler", name, "")
+    assert (route.destination_kind, route.target) == ("handler", name)
     page.goto(f"{live_server.url}/admin/eventhub/route/{route.pk}/change/")
     expect(page.locator("#id_handler")).to_have_value(name)
-    expect(rows["secret"]).to_be_hidden()
+    expect(rows["signing_secret"]).to_be_hidden()
 
 
 def test_the_dashboards_route_figures_fit_and_a_failing_route_stands_out(page, live_server):
