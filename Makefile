@@ -31,6 +31,7 @@ venv: $(VENV)/.installed-test
 
 ## run: the app on embedded defaults (SQLite, in-process broker and worker) at http://$(HOST):$(PORT)/,
 ## with the outbox relay beside it (it sends deliveries a process left behind, e.g. one killed mid-way)
+run: export DEBUG ?= true
 run: $(VENV)/.installed-runtime
 	$(BIN)/python manage.py migrate --no-input
 	$(BIN)/python manage.py ensure_admin
@@ -38,7 +39,7 @@ run: $(VENV)/.installed-runtime
 	@echo "eventhub: http://$(HOST):$(PORT)/admin/ (admin / admin) and http://$(HOST):$(PORT)/eventhub/"
 	$(BIN)/python manage.py eventhub_relay & relay=$$!; \
 	trap 'kill $$relay 2>/dev/null; wait $$relay 2>/dev/null' EXIT INT TERM; \
-	DEBUG=$${DEBUG:-true} $(BIN)/python manage.py runserver $(HOST):$(PORT)
+	$(BIN)/python manage.py runserver $(HOST):$(PORT)
 
 services:
 	bash scripts/services.sh
@@ -49,7 +50,7 @@ test-setup: venv services
 lint: venv
 	$(BIN)/python -m ruff check .
 	$(BIN)/lint-imports
-	$(BIN)/python manage.py makemigrations --check --dry-run
+	DEBUG=true $(BIN)/python manage.py makemigrations --check --dry-run
 	DJANGO_SETTINGS_MODULE=tests.settings $(BIN)/python manage.py makemigrations --check --dry-run
 
 test-postgres:

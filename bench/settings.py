@@ -4,8 +4,13 @@ The harness and its worker processes both use this module, so the workers load
 the no-op and latency handlers from bench/consumers.py.
 """
 
-from config.settings import *  # noqa: F403
-from config.settings import EVENTHUB, INSTALLED_APPS, env
+import os
+
+# The benchmark runs locally on throw-away data; a key of its own unless one is set.
+os.environ.setdefault("SECRET_KEY", "bench-only-secret-key-not-for-production-" + "x" * 20)
+
+from config.settings import *  # noqa: E402, F403
+from config.settings import EVENTHUB, INSTALLED_APPS, env  # noqa: E402
 
 INSTALLED_APPS = [*INSTALLED_APPS, "bench"]
 # The benchmark measures PostgreSQL: its own database unless DATABASE_URL names one.

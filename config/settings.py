@@ -8,6 +8,7 @@ DATABASE_URL, BROKER_URL, CONSUL_HTTP_ADDR and CONSUL_HTTP_TOKEN.
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -15,10 +16,33 @@ env = environ.Env()
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False) if (BASE_DIR / ".env").exists() else None
 
 DEBUG = env.bool("DEBUG", default=False)
-# A fixed development key keeps the embedded run command working; production sets SECRET_KEY.
-SECRET_KEY = env("SECRET_KEY", default="eventhub-insecure-development-key-change-me")
+# A public development key is only ever used with DEBUG on (make run); without DEBUG a missing
+# SECRET_KEY refuses to start instead of signing sessions with a key everyone knows.
+SECRET_KEY = env("SECRET_KEY", default="")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "SECRET_KEY is not set. Set it to a long random string (python -c 'import secrets; "
+            "print(secrets.token_urlsafe(50))'), or set DEBUG=true for a local development run."
+        )
+    SECRET_KEY = "eventhub-insecure-development-key-change-me"
+# Old keys still accepted (sessions, signed values; webhook secrets without EVENTHUB_SECRETS_KEYS).
+SECRET_KEY_FALLBACKS = env.list("SECRET_KEY_FALLBACKS", default=[])
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+# Served over HTTPS (HTTPS=true): cookies only over TLS, HSTS, and plain HTTP redirected.
+# Behind a proxy that terminates TLS, TRUST_X_FORWARDED_PROTO=true reads its X-Forwarded-Proto.
+if env.bool("HTTPS", default=False):
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
+    SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31_536_000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True)
+    SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
+if env.bool("TRUST_X_FORWARDED_PROTO", default=False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+X_FRAME_OPTIONS = "DENY"
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -115,9 +139,15 @@ EVENTHUB = {
     "CONSUL_SERVICE_NAME": env("EVENTHUB_CONSUL_SERVICE_NAME", default="eventhub-consumer"),
     "CONSUL_CHECK_TTL_SECONDS": env.float("EVENTHUB_CONSUL_CHECK_TTL", default=15),
     "CONSUL_DEREGISTER_AFTER": env("EVENTHUB_CONSUL_DEREGISTER_AFTER", default="1m"),
-    # /metrics: the window of its database figures, and a bearer token a scraper must send (empty: open).
+    # /metrics: the window of its database figures; a bearer token a scraper sends, or the networks
+    # it scrapes from (with neither, /metrics answers only with DEBUG on).
     "METRICS_WINDOW_SECONDS": env.int("EVENTHUB_METRICS_WINDOW_SECONDS", default=300),
     "METRICS_TOKEN": env("EVENTHUB_METRICS_TOKEN", default=""),
+    "METRICS_ALLOWED_NETWORKS": env.list("EVENTHUB_METRICS_ALLOWED_NETWORKS", default=[]),
+    # Webhooks reach public addresses only, unless these networks (CIDRs) are allowed, e.g. the private
+    # network of consul:// services. Keys that encrypt webhook secrets (newest first; default SECRET_KEY).
+    "WEBHOOK_ALLOWED_NETWORKS": env.list("EVENTHUB_WEBHOOK_ALLOWED_NETWORKS", default=[]),
+    "SECRETS_KEYS": env.list("EVENTHUB_SECRETS_KEYS", default=[]),
 }
 
 LOGGING = {

@@ -37,8 +37,18 @@ DEFAULTS: dict[str, Any] = {
     "CONSUL_SERVICE_NAME": "eventhub-consumer",
     "CONSUL_CHECK_TTL_SECONDS": 15,
     "CONSUL_DEREGISTER_AFTER": "1m",
-    # HTTP destinations.
+    # HTTP destinations: one deadline for a whole attempt (resolve, connect, send, answer); the most
+    # of an answer that is read; networks webhooks may reach although they are not public (CIDRs,
+    # e.g. ["10.20.0.0/16"] for consul:// services on a private network; empty: public addresses only).
     "WEBHOOK_TIMEOUT_SECONDS": 10.0,
+    "WEBHOOK_MAX_RESPONSE_BYTES": 4096,
+    "WEBHOOK_ALLOWED_NETWORKS": [],
+    # Keys that encrypt webhook secrets at rest, newest first (any strings; empty: SECRET_KEY and
+    # SECRET_KEY_FALLBACKS), and how long a rotated-out secret keeps signing by default.
+    "SECRETS_KEYS": [],
+    "WEBHOOK_SECRET_OVERLAP_SECONDS": 24 * 3600,
+    # Event type schemas: the longest string (or property name) a pattern is matched against.
+    "SCHEMA_MAX_MATCH_LENGTH": 10_000,
     # Ingest API: largest accepted request body.
     "INGEST_MAX_BYTES": 1024 * 1024,
     # Ingest API: the Retry-After of a 503 answered while the database is unreachable.
@@ -46,11 +56,17 @@ DEFAULTS: dict[str, Any] = {
     # Event types and routes: how long a process uses its copy before reading them again (edits
     # made in the same process take effect at once).
     "ROUTES_REFRESH_SECONDS": 1.0,
+    # Signal hooks: models they may not watch besides auth, sessions, admin and contenttypes
+    # ("app_label" or "app_label.Model"), and field names never sent besides the secret-like ones.
+    "HOOKS_REFUSED_MODELS": [],
+    "HOOKS_SECRET_FIELDS": [],
     # Signal hooks: how often a process asks the database whether hooks were edited.
     "HOOKS_REFRESH_SECONDS": 3.0,
-    # /metrics: the window its database figures cover, and an optional bearer token to read it.
+    # /metrics: the window its database figures cover; a bearer token a scraper sends, or networks
+    # (CIDRs) it may scrape from. With neither, /metrics answers only with DEBUG on.
     "METRICS_WINDOW_SECONDS": 300,
     "METRICS_TOKEN": "",
+    "METRICS_ALLOWED_NETWORKS": [],
     # OpenTelemetry spans for emit, publish, deliver and attempts when opentelemetry-api is installed;
     # False never imports it. The W3C trace context travels with events either way.
     "TRACING_SPANS": True,

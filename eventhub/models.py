@@ -5,7 +5,6 @@ The database is the truth about events and deliveries; Consul is the truth about
 which consumers are alive.
 """
 
-import secrets
 import uuid
 
 from django.conf import settings
@@ -14,12 +13,16 @@ from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models, transaction
 from django.urls import reverse
 
+from eventhub.destinations import InvalidTarget, check_target
+from eventhub.destinations import secrets as webhook_secrets
 from eventhub.events import (
     KeyTemplateError,
     PatternError,
     SchemaError,
+    SourcePatternError,
     TransformError,
     check_key_template,
+    check_patterns,
     check_schema,
     check_transform,
     envelope_of,
@@ -38,10 +41,8 @@ QUEUE_NAME = RegexValidator(
 
 
 def new_webhook_secret() -> str:
-    """A fresh signing secret in the Standard Webhooks form (whsec_ + base64)."""
-    import base64
-
-    return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
+    """A fresh signing secret (kept for migration 0001, which names it as a default)."""
+    return webhook_secrets.new_secret()
 
 
 class EventType(models.Model):
@@ -90,9 +91,11 @@ class Route(models.Model):
         max_length=500,
         help_text="Handler name, webhook URL (https://... or consul://service/path), or exchange name.",
     )
-    secret = models.CharField(
-        max_length=200, blank=True, default=new_webhook_secret, help_text="Webhook signing secret."
-    )
+    # The webhook signing secret, only ever stored encrypted (eventhub.destinations.secrets); read
+    # and set it through ``secret``. After a rotation the previous one signs too, until it expires.
+    secret_sealed = models.TextField(default=webhook_secrets.sealed_new_secret, editable=False)
+    previous_secret_sealed = models.TextField(blank=True, default="", editable=False)
+    previous_secret_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
     queue = models.CharField(
         max_length=100,
         default="eventhub",
@@ -130,6 +133,9 @@ class Route(models.Model):
     class Meta:
         ordering = ["name"]
         indexes = [models.Index(fields=["event_type", "enabled"], name="route_type_enabled")]
+        permissions = [
+            ("rotate_route_secret", "Can rotate webhook signing secrets (and see the new one once)")
+        ]
 
     def __str__(self) -> str:
         return self.name
@@ -151,12 +157,29 @@ class Route(models.Model):
             if changed:
                 RouteTransform.objects.create(route=self, version=self.transform_version, spec=spec)
 
+    @property
+    def secret(self) -> str:
+        """The current signing secret, decrypted (kept decrypted on this instance once read)."""
+        cached = self.__dict__.get("_secret_plain")
+        if cached is None or cached[0] != self.secret_sealed:
+            cached = (self.secret_sealed, webhook_secrets.unseal(self.secret_sealed))
+            self.__dict__["_secret_plain"] = cached
+        return cached[1]
+
+    @secret.setter
+    def secret(self, value: str) -> None:
+        self.secret_sealed = webhook_secrets.seal(value)
+
     def clean(self) -> None:
         errors = {}
         try:
             validate_pattern(self.filter)
         except PatternError as exc:
             errors["filter"] = str(exc)
+        try:
+            check_target(self.destination_kind, self.target)
+        except InvalidTarget as exc:
+            errors["target"] = str(exc)
         if self.min_backoff_ms and self.max_backoff_ms and self.min_backoff_ms > self.max_backoff_ms:
             errors["max_backoff_ms"] = "The maximum backoff must not be below the minimum."
         errors.update(self._richer_errors())
@@ -215,10 +238,17 @@ class Event(models.Model):
     time = models.DateTimeField()
     specversion = models.CharField(max_length=10, default="1.0")
     datacontenttype = models.CharField(max_length=100, default="application/json")
+    # CloudEvents' optional dataschema (kept and passed on, never fetched) and extension attributes.
+    dataschema = models.CharField(max_length=500, blank=True, default="")
+    extensions = models.JSONField(null=True, blank=True)
     data = models.JSONField(null=True, blank=True)
     # W3C trace context of where the event was emitted (CloudEvents distributed-tracing extension).
     traceparent = models.CharField(max_length=55, blank=True, default="")
     tracestate = models.CharField(max_length=512, blank=True, default="")
+    # The API token an ingested event came with (None for events emitted in this project).
+    api_token = models.ForeignKey(
+        "ApiToken", null=True, blank=True, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -229,6 +259,10 @@ class Event(models.Model):
             models.Index(fields=["type", "-time"], name="event_type_time"),
             # Dashboard search by the producer's own event id.
             models.Index(fields=["external_id"], name="event_external_id"),
+            # Which events a token sent (and the check before a token is deleted): ingested ones only.
+            models.Index(
+                fields=["api_token"], condition=models.Q(api_token__isnull=False), name="event_api_token"
+            ),
         ]
         constraints = [
             models.UniqueConstraint(
@@ -371,6 +405,11 @@ class TrialDelivery(models.Model):
     def __str__(self) -> str:
         return f"test of {self.route_id} by {self.username or '?'}: {'ok' if self.succeeded else 'failed'}"
 
+    @property
+    def event_id(self) -> str:
+        """The sample envelope's id: with the row's id, the test's ``webhook-id`` (as a delivery's)."""
+        return str(self.envelope.get("id", ""))
+
 
 class Attempt(models.Model):
     """One run of a delivery: the history an operator reads when a delivery fails."""
@@ -438,9 +477,22 @@ class ApiToken(models.Model):
         blank=True,
         help_text="The event types this token may send. None chosen: it may send none.",
     )
+    allowed_sources = models.TextField(
+        default="",
+        help_text="The CloudEvents sources this token may send, one a line: an exact source (/billing/php), "
+        "a prefix ending in * (/billing/*), or * for any. Never eventhub's own source.",
+    )
+    expires_at = models.DateTimeField(null=True, blank=True, help_text="Refused from then on; empty: never.")
+    rate_limit_per_minute = models.PositiveIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(1)],
+        help_text="Most events accepted per calendar minute (429 with Retry-After past it); empty: no limit.",
+    )  # fmt: skip
     created_at = models.DateTimeField(auto_now_add=True)
     revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
     last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # The rate limit's current window: shared by every web process through this row.
+    rate_window_start = models.DateTimeField(null=True, blank=True, editable=False)
+    rate_window_count = models.PositiveIntegerField(default=0, editable=False)
 
     class Meta:
         ordering = ["name"]
@@ -448,6 +500,12 @@ class ApiToken(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix}…)"
+
+    def clean(self) -> None:
+        try:
+            check_patterns(self.allowed_sources)
+        except SourcePatternError as exc:
+            raise ValidationError({"allowed_sources": str(exc)}) from exc
 
     @property
     def revoked(self) -> bool:
@@ -473,7 +531,8 @@ class SignalHook(models.Model):
         CHANGED = "changed", "on update, only when one of the watched fields changed"
 
     class Payload(models.TextChoices):
-        FIELDS = "fields", "the chosen fields (all fields when none are chosen)"
+        FIELDS = "fields", "the chosen fields"
+        ALL = "all", "all fields (never password, token, key or secret-like ones)"
         METHOD = "method", "the model's to_event_data() method"
 
     name = models.CharField(max_length=200, unique=True)

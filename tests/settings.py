@@ -3,11 +3,19 @@
 Subprocess workers started by tests use this module too, so they load the same handlers.
 """
 
-from config.settings import *  # noqa: F403
-from config.settings import DATABASES, INSTALLED_APPS
+import os
+
+# Not a secret: the tests' own. Subprocesses (workers, the benchmark) inherit it.
+os.environ.setdefault("SECRET_KEY", "tests-only-secret-key-not-for-production-" + "x" * 20)
+
+from config.settings import *  # noqa: E402, F403
+from config.settings import DATABASES, EVENTHUB, INSTALLED_APPS  # noqa: E402
 
 INSTALLED_APPS = [*INSTALLED_APPS, "tests.testapp"]
 # Long-lived threads (embedded and in-test workers) would otherwise keep connections to the test
 # database open after their test, and pytest-django could not drop it at the end of the run.
 DATABASES["default"]["CONN_MAX_AGE"] = 0
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast logins in tests
+# Webhook receivers and consul:// instances in the tests listen on loopback, which webhooks may
+# not reach in production: allowed here explicitly (docs/security.md). The SSRF tests take it away.
+EVENTHUB = {**EVENTHUB, "WEBHOOK_ALLOWED_NETWORKS": ["127.0.0.0/8", "::1/128"]}

@@ -14,6 +14,7 @@ from eventhub.admin.replay import (
     replay_selected_events,
 )
 from eventhub.admin.route_try import RouteTryAdmin
+from eventhub.admin.shown_once import RouteSecretAdmin, rotate_selected_secrets
 from eventhub.dashboard.formatting import duration_ms
 from eventhub.discovery import liveness
 from eventhub.models import Attempt, Delivery, Event, EventType, Route
@@ -22,12 +23,18 @@ LISTS_CSS = {"all": ["eventhub/admin/lists.css"]}
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
-    """Records written by eventhub itself: viewable, never added or edited by hand."""
+    """Records written by eventhub itself: viewable, never added, edited or deleted by hand.
+
+    Events, deliveries and replays are the audit trail: only retention deletes them.
+    """
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
     def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
         return False
 
 
@@ -40,7 +47,7 @@ class EventTypeAdmin(EscapedHelpTexts, admin.ModelAdmin):
 
 
 @admin.register(Route)
-class RouteAdmin(RouteTryAdmin, EscapedHelpTexts, admin.ModelAdmin):
+class RouteAdmin(RouteTryAdmin, RouteSecretAdmin, EscapedHelpTexts, admin.ModelAdmin):
     form = RouteForm  # each destination field shown for its kind only (eventhub/admin/forms.py)
     list_display = [
         "name",
@@ -51,7 +58,8 @@ class RouteAdmin(RouteTryAdmin, EscapedHelpTexts, admin.ModelAdmin):
         "max_attempts",
         "failures_link",
     ]
-    readonly_fields = ["failures_link", "live_consumers", "transform_version"]
+    readonly_fields = ["failures_link", "live_consumers", "signing_secret", "transform_version"]
+    actions = [rotate_selected_secrets]
     list_filter = ["enabled", "destination_kind", "queue", "event_type"]
     search_fields = ["name", "target", "event_type__name"]
     list_select_related = ["event_type"]
@@ -59,7 +67,16 @@ class RouteAdmin(RouteTryAdmin, EscapedHelpTexts, admin.ModelAdmin):
         (None, {"fields": ["name", "event_type", "enabled", "filter"]}),
         (
             "Destination",
-            {"fields": ["destination_kind", "handler", "target", "secret", "queue", "live_consumers"]},
+            {
+                "fields": [
+                    "destination_kind",
+                    "handler",
+                    "target",
+                    "signing_secret",
+                    "queue",
+                    "live_consumers",
+                ]
+            },
         ),
         ("Retry policy", {"fields": ["max_attempts", "min_backoff_ms", "max_backoff_ms", "time_limit_ms"]}),
         ("Ordering and transform", {"fields": ["ordering_key", "transform", "transform_version"]}),

@@ -58,13 +58,16 @@ class EventTypeForm(forms.ModelForm):
 # and cleared on save.
 KIND_FIELDS: dict[str, tuple[str, ...]] = {
     Route.Kind.HANDLER: ("handler",),
-    Route.Kind.WEBHOOK: ("target", "secret"),
+    Route.Kind.WEBHOOK: ("target",),
     Route.Kind.AMQP: ("target",),
 }
 
 
 class RouteForm(forms.ModelForm):
-    """The route form: a handler route picks a registered handler; a webhook route has a secret."""
+    """The route form: a handler route picks a registered handler; webhook and AMQP routes name a target.
+
+    A webhook's signing secret is made by eventhub and shown once (eventhub.admin.shown_once).
+    """
 
     handler = forms.ChoiceField(
         required=False,
@@ -76,17 +79,20 @@ class RouteForm(forms.ModelForm):
     class Meta:
         model = Route
         # The admin's fieldsets choose the fields it shows; these are the ones this form handles.
-        fields = ["destination_kind", "target", "secret"]
+        fields = ["destination_kind", "target"]
 
     class Media:
         js = ["eventhub/admin/route_form.js"]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        current = self.instance.target if self.instance.destination_kind == Route.Kind.HANDLER else ""
-        self.fields["handler"].choices = handler_choices(current=current)
-        self.fields["handler"].initial = current
-        self.fields["target"].required = False  # required per kind, in clean()
+        # A user who may only view routes gets these as read-only fields, not form fields.
+        if "handler" in self.fields:
+            current = self.instance.target if self.instance.destination_kind == Route.Kind.HANDLER else ""
+            self.fields["handler"].choices = handler_choices(current=current)
+            self.fields["handler"].initial = current
+        if "target" in self.fields:
+            self.fields["target"].required = False  # required per kind, in clean()
         for name in {name for names in KIND_FIELDS.values() for name in names} & set(self.fields):
             self.fields[name].widget.attrs["data-eventhub-kinds"] = kinds_of(name)
 
@@ -101,8 +107,6 @@ class RouteForm(forms.ModelForm):
             cleaned["target"] = name
         elif kind in KIND_FIELDS and not cleaned.get("target"):
             self.add_error("target", "This field is required for this destination kind.")
-        if kind != Route.Kind.WEBHOOK and "secret" in cleaned:
-            cleaned["secret"] = ""  # only webhooks sign what they send
         return cleaned
 
 

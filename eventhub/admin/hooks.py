@@ -15,16 +15,17 @@ from eventhub.admin.display import breakable, describe_trigger
 from eventhub.admin.forms import EscapedHelpTexts
 from eventhub.models import HookFailure, SignalHook
 
-# Django's own bookkeeping: hookable in principle, but a hook on them is never what an operator means,
-# and listing them buries the project's models.
-BOOKKEEPING_APPS = frozenset({"admin", "contenttypes", "sessions"})
-
 
 def hookable_content_types() -> QuerySet[ContentType]:
-    """Content types of the project's installed models that hooks may watch (not eventhub's own)."""
-    excluded = hooks.EXCLUDED_APPS | BOOKKEEPING_APPS
-    cts = ContentType.objects.exclude(app_label__in=excluded).order_by("app_label", "model")
-    return cts.filter(pk__in=[ct.pk for ct in cts if ct.model_class() is not None])
+    """Content types of the project's models that hooks may watch (not eventhub's own, nor credentials).
+
+    Django's own bookkeeping (sessions, log entries, content types) and auth are refused by
+    hooks.refused_model too, so the list shows the project's models only.
+    """
+    cts = ContentType.objects.exclude(app_label__in=hooks.EXCLUDED_APPS).order_by("app_label", "model")
+    return cts.filter(
+        pk__in=[ct.pk for ct in cts if ct.model_class() and not hooks.refused_model(ct.model_class())]
+    )
 
 
 class HookableModelFilter(admin.RelatedFieldListFilter):

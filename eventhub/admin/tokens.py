@@ -1,9 +1,11 @@
-"""Admin for ingest API tokens: the token is shown once, right after it is created."""
+"""Admin for ingest API tokens: the token is shown once, on the page that answers its creation."""
 
 from django.contrib import admin, messages
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.urls import reverse
 
+from eventhub.admin.shown_once import shown_once_page
 from eventhub.dashboard.formatting import how_many
 from eventhub.ingest import tokens
 from eventhub.models import ApiToken
@@ -26,14 +28,21 @@ class ApiTokenAdmin(admin.ModelAdmin):
         return ", ".join(t.name for t in obj.event_types.all()) or "(none)"
 
     def save_model(self, request: HttpRequest, obj: ApiToken, form, change: bool) -> None:
-        token = None if change else tokens.assign_new_token(obj)
+        if not change:
+            # The only time the token exists in clear (it is stored hashed): shown by response_add.
+            obj._token_in_clear = tokens.assign_new_token(obj)
         super().save_model(request, obj, form, change)
-        if token:
-            # The only time the token exists in clear: it is stored hashed.
-            messages.warning(
-                request,
-                f"API token for {obj.name}: {token} — copy it now, it will not be shown again.",
-            )
+
+    def response_add(self, request: HttpRequest, obj: ApiToken, post_url_continue=None) -> HttpResponse:
+        response = super().response_add(request, obj, post_url_continue)
+        token = getattr(obj, "_token_in_clear", None)
+        if token is None:
+            return response
+        return shown_once_page(
+            request, self, title=f"API token for {obj.name}",
+            shown=[(obj.name, token, "Send it as 'Authorization: Bearer <token>'.")],
+            continue_url=response.get("Location") or reverse("admin:eventhub_apitoken_changelist"),
+        )  # fmt: skip
 
     @admin.action(description="Revoke selected tokens", permissions=["change"])
     def revoke_tokens(self, request: HttpRequest, queryset: QuerySet[ApiToken]) -> None:

@@ -14,9 +14,11 @@ multiprocess directory; when the web process can read that directory (the
 """
 
 import hmac
+import ipaddress
 import os
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db.models import Count, DurationField, ExpressionWrapper, F, Q, Sum
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
@@ -121,12 +123,45 @@ def build_registry(*, window: timedelta | None = None) -> CollectorRegistry:
     return registry
 
 
-@require_GET
-def metrics_view(request: HttpRequest) -> HttpResponse:
-    """Prometheus text exposition; needs ``Authorization: Bearer <METRICS_TOKEN>`` when that is set."""
+def refusal(request: HttpRequest) -> HttpResponse | None:
+    """Why ``request`` may not read /metrics (a 401 or 403 response), or None when it may.
+
+    A scraper sends ``Authorization: Bearer <METRICS_TOKEN>`` or comes from a network of
+    ``METRICS_ALLOWED_NETWORKS``. With neither configured, /metrics is open only with DEBUG on.
+    """
     token = eventhub_settings.METRICS_TOKEN
+    networks = eventhub_settings.METRICS_ALLOWED_NETWORKS
     if token:
         given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
-        if not hmac.compare_digest(given.encode(), token.encode()):
-            return HttpResponse("metrics token required\n", status=401, content_type="text/plain")
+        if hmac.compare_digest(given.encode(), token.encode()):
+            return None
+    if networks and _address_allowed(request.META.get("REMOTE_ADDR", ""), networks):
+        return None
+    if token:
+        return HttpResponse("metrics token required\n", status=401, content_type="text/plain")
+    if networks:
+        return HttpResponse("metrics are not served to this address\n", status=403, content_type="text/plain")
+    if settings.DEBUG:
+        return None
+    return HttpResponse(
+        "metrics are off: set EVENTHUB_METRICS_TOKEN or EVENTHUB_METRICS_ALLOWED_NETWORKS\n",
+        status=403,
+        content_type="text/plain",
+    )
+
+
+def _address_allowed(address: str, networks: list[str]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in ipaddress.ip_network(network, strict=False) for network in networks)
+
+
+@require_GET
+def metrics_view(request: HttpRequest) -> HttpResponse:
+    """Prometheus text exposition, for a scraper with the token or from an allowed address."""
+    refused = refusal(request)
+    if refused is not None:
+        return refused
     return HttpResponse(generate_latest(build_registry()), content_type=CONTENT_TYPE)

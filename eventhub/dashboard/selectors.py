@@ -4,6 +4,7 @@ Every query here is either LIMITed or bounded in time (at most the last day), so
 a page costs the same with a thousand deliveries or ten million.
 """
 
+import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -49,27 +50,42 @@ class DeliveryFilters:
         return bool(self.event_type or self.route or self.status or self.range or self.q)
 
 
+ROUTE_ID = re.compile(r"[0-9]{1,18}")  # ASCII digits only: str.isdigit() also accepts "²"
+MAX_TEXT = {"type": 200, "q": 500, "status": 20, "range": 10, "route": 20}
+
+
+def _text(params, name: str, errors: list[str]) -> str:
+    """A query parameter as clean text: at most MAX_TEXT[name] characters, no NUL (ignored otherwise)."""
+    value = params.get(name, "")
+    value = value.strip() if isinstance(value, str) else ""
+    if len(value) > MAX_TEXT[name] or "\x00" in value:
+        errors.append(f"The {name} filter is too long or holds characters it cannot; it was ignored.")
+        return ""
+    return value
+
+
 def parse_filters(params) -> DeliveryFilters:
-    """Filters from a query string (a QueryDict or dict); unknown values are dropped with a message."""
+    """Filters from a query string (a QueryDict or dict); unknown or malformed values are dropped,
+    each with a message."""
     errors: list[str] = []
-    status = params.get("status", "").strip()
+    status = _text(params, "status", errors)
     if status and status not in Delivery.Status.values and status != "problems":
         errors.append(f"Unknown status {status!r}.")
         status = ""
-    time_range = params.get("range", "").strip()
+    time_range = _text(params, "range", errors)
     if time_range and time_range not in TIME_RANGES:
         errors.append(f"Unknown time range {time_range!r}.")
         time_range = ""
-    route_raw = params.get("route", "").strip()
-    route = int(route_raw) if route_raw.isdigit() else None
+    route_raw = _text(params, "route", errors)
+    route = int(route_raw) if ROUTE_ID.fullmatch(route_raw) else None
     if route_raw and route is None:
         errors.append(f"Unknown route {route_raw!r}.")
     return DeliveryFilters(
-        event_type=params.get("type", "").strip(),
+        event_type=_text(params, "type", errors),
         route=route,
         status=status,
         range=time_range,
-        q=params.get("q", "").strip(),
+        q=_text(params, "q", errors),
         errors=errors,
     )
 

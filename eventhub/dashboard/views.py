@@ -1,9 +1,18 @@
-"""Dashboard views: staff only, thin; reads come from selectors, replays from eventhub.outbox.replay."""
+"""Dashboard views: thin; reads come from selectors, replays from eventhub.outbox.replay.
+
+Pages need staff status and the model permissions of what they show, as the admin does:
+the delivery lists ``eventhub.view_delivery``, an event's page ``eventhub.view_event``;
+parts a user may not see (hook failures, links to event pages, deliveries on an event's
+page) are left out.
+"""
 
 import json
+from collections.abc import Callable
+from functools import wraps
 
 from django.contrib import messages
 from django.contrib.admin.views.decorators import staff_member_required
+from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
@@ -22,23 +31,52 @@ CHART_MINUTES = 60
 LIVE_PARTS = ("deliveries", "problems", "figures", "consumers")
 
 
-@staff_member_required
+VIEW_EVENT = "eventhub.view_event"
+VIEW_DELIVERY = "eventhub.view_delivery"
+VIEW_HOOK_FAILURE = "eventhub.view_hookfailure"
+
+
+def permission_required(*perms: str) -> Callable:
+    """Staff only (others go to the admin login), and 403 without every one of ``perms``."""
+
+    def decorator(view: Callable) -> Callable:
+        @wraps(view)
+        def checked(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+            if not request.user.has_perms(perms):
+                raise PermissionDenied
+            return view(request, *args, **kwargs)
+
+        return staff_member_required(checked)
+
+    return decorator
+
+
+def _visibility(request: HttpRequest) -> dict:
+    return {
+        "can_replay": replay.can_replay(request.user),
+        "can_view_event": request.user.has_perm(VIEW_EVENT),
+        "can_view_delivery": request.user.has_perm(VIEW_DELIVERY),
+    }
+
+
+@permission_required(VIEW_DELIVERY)
 @require_GET
 def dashboard(request: HttpRequest) -> HttpResponse:
     """Failures first, recent deliveries, per-route figures, a chart and consumers; refreshed live."""
     filters = selectors.parse_filters(request.GET)
+    failures = request.user.has_perm(VIEW_HOOK_FAILURE)
     context = {
         "filters": filters,
         "choices": selectors.filter_choices(),
-        "can_replay": replay.can_replay(request.user),
+        **_visibility(request),
         "return_to": request.get_full_path(),
-        "hook_failures": list(selectors.recent_hook_failures(limit=10)),
+        "hook_failures": list(selectors.recent_hook_failures(limit=10)) if failures else [],
         **_part_context(request, filters, LIVE_PARTS),
     }
     return render(request, "eventhub/dashboard.html", context)
 
 
-@staff_member_required
+@permission_required(VIEW_DELIVERY)
 @require_GET
 def live(request: HttpRequest) -> JsonResponse:
     """The dashboard's fragments as HTML inside JSON, for the page's polling script.
@@ -52,7 +90,7 @@ def live(request: HttpRequest) -> JsonResponse:
     query.pop("parts", None)
     context = {
         "filters": filters,
-        "can_replay": replay.can_replay(request.user),
+        **_visibility(request),
         # Replay buttons in these rows return to the dashboard, not to this endpoint.
         "return_to": reverse("eventhub:dashboard") + (f"?{query.urlencode()}" if query else ""),
     }
@@ -80,20 +118,21 @@ def _part_context(request: HttpRequest, filters: selectors.DeliveryFilters, part
     return context
 
 
-@staff_member_required
+@permission_required(VIEW_EVENT)
 @require_GET
 def event_detail(request: HttpRequest, event_id) -> HttpResponse:
-    """One event: its envelope and every delivery with its attempts."""
+    """One event: its envelope and (with ``view_delivery``) every delivery with its attempts."""
     try:
         event, deliveries = selectors.event_with_deliveries(event_id=event_id)
     except Event.DoesNotExist:
         raise Http404("No such event") from None
     envelope = json.dumps(event.envelope, indent=2, sort_keys=True)
+    visible = _visibility(request)
     context = {
         "event": event,
         "envelope": envelope,
-        "deliveries": deliveries,
-        "can_replay": replay.can_replay(request.user),
+        "deliveries": deliveries if visible["can_view_delivery"] else [],
+        **visible,
         "replayable": set(replay.REPLAYABLE_STATUSES),
     }
     return render(request, "eventhub/event.html", context)

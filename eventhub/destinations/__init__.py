@@ -9,14 +9,20 @@ kind up with :func:`destination_for`.
 from collections.abc import Callable
 
 from eventhub.destinations import amqp, handler, webhook
-from eventhub.destinations.errors import DestinationError, PermanentError
+from eventhub.destinations.addresses import BlockedAddress
+from eventhub.destinations.errors import DestinationError, HttpStatusError, PermanentError
 from eventhub.destinations.registry import UnknownHandler, consumer, get_handler, handler_names, unregister
+from eventhub.destinations.targets import InvalidTarget, check_target
 
 __all__ = [
+    "BlockedAddress",
     "DestinationError",
+    "HttpStatusError",
+    "InvalidTarget",
     "PermanentError",
     "Send",
     "UnknownHandler",
+    "check_target",
     "consumer",
     "destination_for",
     "get_handler",

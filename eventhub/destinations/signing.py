@@ -8,6 +8,7 @@ import base64
 import hashlib
 import hmac
 import time
+from collections.abc import Sequence
 
 
 class SignatureError(ValueError):
@@ -30,14 +31,18 @@ def signature(*, secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
     return "v1," + base64.b64encode(digest).decode()
 
 
-def signed_headers(*, secret: str, msg_id: str, body: bytes, timestamp: int | None = None) -> dict[str, str]:
-    """The webhook-id, webhook-timestamp and webhook-signature headers for ``body``."""
+def signed_headers(
+    *, secrets: Sequence[str], msg_id: str, body: bytes, timestamp: int | None = None
+) -> dict[str, str]:
+    """The webhook-id, webhook-timestamp and webhook-signature headers for ``body``.
+
+    One signature per secret, space-separated (a rotation's overlap signs with both).
+    """
     timestamp = int(time.time()) if timestamp is None else timestamp
-    return {
-        "webhook-id": msg_id,
-        "webhook-timestamp": str(timestamp),
-        "webhook-signature": signature(secret=secret, msg_id=msg_id, timestamp=timestamp, body=body),
-    }
+    signatures = " ".join(
+        signature(secret=secret, msg_id=msg_id, timestamp=timestamp, body=body) for secret in secrets
+    )
+    return {"webhook-id": msg_id, "webhook-timestamp": str(timestamp), "webhook-signature": signatures}
 
 
 def verify(*, secret: str, headers: dict[str, str], body: bytes, tolerance: int = 300) -> None:

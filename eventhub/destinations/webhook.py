@@ -5,28 +5,31 @@
 to a service are spread over its instances in turn; an instance that just failed is
 tried last for a while, so the next attempt goes elsewhere. Connection failures move
 on to the next instance within the same attempt, since nothing was delivered.
+
+The HTTP exchange itself is :mod:`eventhub.destinations.safe_http`: no redirects, internal
+addresses refused after DNS resolution, capped reads and one deadline per attempt.
 """
 
 import itertools
 import json
-import threading
 import time
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-import requests
-
 from eventhub import discovery, tracing
 from eventhub.conf import eventhub_settings
-from eventhub.destinations.errors import DestinationError, PermanentError
+from eventhub.destinations import safe_http
+from eventhub.destinations.addresses import BlockedAddress
+from eventhub.destinations.errors import DestinationError, HttpStatusError, PermanentError
+from eventhub.destinations.secrets import signing_secrets
 from eventhub.destinations.signing import signed_headers
+from eventhub.destinations.watchdog import Deadline
 from eventhub.events import IDENTITY, Transform
 
 BODY_EXCERPT = 500
 FAILED_INSTANCE_PENALTY_SECONDS = 30.0
 
-_local = threading.local()
 _rotation = itertools.count()
 _failed_until: dict[str, float] = {}
 
@@ -47,6 +50,17 @@ class Endpoint:
     instance: str
 
 
+def send(*, route: Any, envelope: dict[str, Any], delivery: Any) -> None:
+    """POST the envelope, signed with the route's secret; raise DestinationError unless 2xx."""
+    body = json.dumps(envelope, separators=(",", ":"), sort_keys=True).encode()
+    headers = {"content-type": "application/json", "user-agent": "eventhub-webhook/1"}
+    # One id per delivery, the same on each of its retries, so receivers can de-duplicate
+    # (Standard Webhooks); the event's own id alone would collide across sources.
+    secrets_in_use = signing_secrets(route)
+    headers.update(signed_headers(secrets=secrets_in_use, msg_id=webhook_id(delivery), body=body))
+    deadline = Deadline.after(attempt_seconds(route))
+
+
 def send(*, route: Any, envelope: dict[str, Any], delivery: Any, transform: Transform = IDENTITY) -> Reply:
     """POST the envelope (reshaped by ``transform``), signed with the route's secret.
 
@@ -62,22 +76,45 @@ def send(*, route: Any, envelope: dict[str, Any], delivery: Any, transform: Tran
     last_error: Exception | None = None
     for endpoint in endpoints:
         try:
-            response = _session().post(
-                endpoint.url, data=body, headers=headers, timeout=eventhub_settings.WEBHOOK_TIMEOUT_SECONDS
-            )
-        except (requests.ConnectionError, requests.Timeout) as exc:
+            answer = safe_http.post(endpoint.url, body=body, headers=headers, deadline=deadline)
+        except BlockedAddress as exc:
+            last_error = exc  # another instance of the service may be reachable
+            continue
+        except safe_http.Unreachable as exc:
             _penalise(endpoint)
             last_error = exc
-            if isinstance(exc, requests.ReadTimeout):
-                break  # the request may have arrived: let the retry policy decide, don't fan out
             continue
-        if 200 <= response.status_code < 300:
-            return Reply(response.status_code, response.text[:BODY_EXCERPT])
+        except DestinationError as exc:
+            _penalise(endpoint)  # the request may have arrived: let the retry policy decide, don't fan out
+            raise DestinationError(f"{endpoint.url}: {exc}") from None
+        if 200 <= answer.status < 300:
+            return Reply(answer.status, answer.body[:BODY_EXCERPT].decode("utf-8", errors="replace"))
         _penalise(endpoint)
-        raise DestinationError(
-            f"{endpoint.url} answered {response.status_code}: {response.text[:BODY_EXCERPT]}".rstrip()
-        )
+        raise status_error(endpoint.url, answer)
+    if isinstance(last_error, BlockedAddress):
+        raise BlockedAddress(f"{endpoints[-1].url} refused: {last_error}")
     raise DestinationError(f"{endpoints[-1].url} unreachable: {last_error}")
+
+
+def webhook_id(delivery: Any) -> str:
+    """The ``webhook-id`` of a delivery: unique to it, the same on each of its attempts."""
+    return f"{delivery.event_id}.{delivery.pk}"
+
+
+def attempt_seconds(route: Any) -> float:
+    """The whole attempt's deadline: WEBHOOK_TIMEOUT_SECONDS, or the route's time limit if shorter."""
+    return min(eventhub_settings.WEBHOOK_TIMEOUT_SECONDS, route.time_limit_ms / 1000)
+
+
+def status_error(url: str, answer: safe_http.Answer) -> HttpStatusError:
+    """The failure for a non-2xx answer, with its status, Retry-After and the start of its body."""
+    excerpt = answer.body[:BODY_EXCERPT].decode("utf-8", errors="replace")
+    redirect = " (redirects are not followed: target the final URL)" if 300 <= answer.status < 400 else ""
+    return HttpStatusError(
+        f"{url} answered {answer.status}{redirect}: {excerpt}".rstrip(),
+        status=answer.status,
+        retry_after=answer.headers.get("Retry-After"),
+    )
 
 
 def endpoints_for(target: str) -> list[Endpoint]:
@@ -112,11 +149,3 @@ def _scheme(instance: Any) -> str:
 
 def _penalise(endpoint: Endpoint) -> None:
     _failed_until[endpoint.instance] = time.monotonic() + FAILED_INSTANCE_PENALTY_SECONDS
-
-
-def _session() -> requests.Session:
-    # One session per worker thread: connections are reused, never shared across threads.
-    session = getattr(_local, "session", None)
-    if session is None:
-        session = _local.session = requests.Session()
-    return session

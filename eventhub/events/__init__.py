@@ -9,6 +9,7 @@ from eventhub.events.keys import KeyTemplateError, check_key_template, render_ke
 from eventhub.events.patterns import PatternError, match, validate_pattern
 from eventhub.events.schemas import SchemaError, check_schema, validate_data
 from eventhub.events.transforms import IDENTITY, Transform, TransformError, check_headers, check_transform
+from eventhub.events.sources import SourcePatternError, check_patterns, parse_patterns, source_allowed
 
 __all__ = [
     "IDENTITY",
@@ -19,11 +20,15 @@ __all__ = [
     "TransformError",
     "check_headers",
     "check_key_template",
+    "SourcePatternError",
+    "check_patterns",
     "check_schema",
     "check_transform",
     "envelope_of",
     "match",
     "render_key",
+    "parse_patterns",
+    "source_allowed",
     "validate_data",
     "validate_pattern",
 ]

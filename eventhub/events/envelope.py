@@ -19,6 +19,10 @@ def envelope_of(event: "Event") -> dict[str, Any]:
     }
     if event.subject:
         envelope["subject"] = event.subject
+    if event.dataschema:
+        envelope["dataschema"] = event.dataschema
+    for name, value in (event.extensions or {}).items():
+        envelope.setdefault(name, value)  # never over a core attribute
     # The CloudEvents distributed-tracing extension: where the event was emitted, for the next hop.
     if event.traceparent:
         envelope["traceparent"] = event.traceparent

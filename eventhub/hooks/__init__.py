@@ -31,14 +31,16 @@ __all__ = [
     "on_delete",
     "on_m2m",
     "on_save",
+    "refused_model",
     "unregister",
 ]
 
 _HOMES = {
-    "EXCLUDED_APPS": "spec",
+    "EXCLUDED_APPS": "guard",
     "HookSpec": "spec",
     "check_hook": "spec",
     "hook_config_errors": "spec",
+    "refused_model": "guard",
     "code_hooks": "declare",
     "on_delete": "declare",
     "on_m2m": "declare",

@@ -36,9 +36,9 @@ def on_save(
 
     ``when``: "always", "created", "updated" or "changed" (an update that changed one of
     ``fields``). ``condition``: a route-filter pattern over the field values.
-    ``payload``: None (``to_event_data()`` when the model has one, else every field), a
-    list of field names, "method", or a callable taking the instance. ``subject``: a
-    template such as "order/{pk}"; empty gives ``<app_label>.<model>/<pk>``.
+    ``payload``: None (``to_event_data()`` when the model has one, else every field that is
+    not secret-like), a list of field names, "all", "method", or a callable taking the instance.
+    ``subject``: a template such as "order/{pk}"; empty gives ``<app_label>.<model>/<pk>``.
     """
     return _declare(model, "post_save", event_type, when=when, watch=fields, condition=condition,
                     payload=payload, subject=subject, name=name)  # fmt: skip
@@ -100,10 +100,10 @@ def code_spec(
     m2m_field: str = "",
     m2m_actions: tuple[str, ...] = M2M_ACTIONS,
 ) -> HookSpec:
-    fields, method, func = _payload_options(model, payload)
+    mode, fields, func = _payload_options(model, payload)
     watch = split_names(watch)
     errors = config_errors(model, signal=signal, when=when, watch_fields=watch, condition=condition,
-                           m2m_field=m2m_field, payload_method=method, payload_fields=fields,
+                           m2m_field=m2m_field, payload=mode, payload_fields=fields,
                            subject=subject)  # fmt: skip
     if errors:
         detail = "; ".join(f"{key}: {message}" for key, message in errors.items())
@@ -119,20 +119,23 @@ def code_spec(
         m2m_field=m2m_field,
         m2m_actions=m2m_actions,
         payload_fields=attnames(model, fields),
-        payload_method=method,
+        payload_all=mode == "all",
+        payload_method=mode == "method",
         payload_func=func,
         subject=subject,
     )
 
 
-def _payload_options(model: type[models.Model], payload: Payload) -> tuple[list[str], bool, Callable | None]:
+def _payload_options(model: type[models.Model], payload: Payload) -> tuple[str, list[str], Callable | None]:
+    """(mode, field names, callable) of a code hook's ``payload`` argument."""
     if callable(payload):
-        return [], False, payload
+        return "callable", [], payload
     if payload is None:
-        return [], callable(getattr(model, "to_event_data", None)), None
-    if payload == "method":
-        return [], True, None
-    return split_names(payload), False, None
+        # In code the default is the model's own choice, else every field that is not secret-like.
+        return ("method" if callable(getattr(model, "to_event_data", None)) else "all"), [], None
+    if payload in ("method", "all"):
+        return payload, [], None
+    return "fields", split_names(payload), None
 
 
 def _resolve_model(model: type[models.Model] | str) -> type[models.Model]:

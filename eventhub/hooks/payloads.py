@@ -7,6 +7,7 @@ from typing import Any
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 
+from eventhub.hooks import guard
 from eventhub.hooks.spec import HookSpec
 
 # Where post_init keeps the loaded values of the fields that hooks watch.
@@ -30,10 +31,13 @@ def json_safe(value: Any) -> Any:
 
 
 def field_values(instance: models.Model, names: tuple[str, ...] = ()) -> dict[str, Any]:
-    """The instance's loaded concrete field values keyed by attname, JSON-safe; all when no names."""
+    """The instance's loaded field values keyed by attname, JSON-safe; all when no names.
+
+    Secret-like fields (passwords, tokens, keys; see eventhub.hooks.guard) are never included.
+    """
     wanted = set(names)
     values = {}
-    for model_field in instance._meta.concrete_fields:
+    for model_field in guard.public_fields(type(instance)):
         attname = model_field.attname
         if (wanted and attname not in wanted) or attname not in instance.__dict__:
             continue  # deferred fields are left out rather than loaded with a query each
@@ -47,6 +51,10 @@ def build_payload(spec: HookSpec, instance: models.Model) -> Any:
         return json_safe(spec.payload_func(instance))
     if spec.payload_method:
         return json_safe(instance.to_event_data())
+    if spec.payload_all:
+        return field_values(instance)
+    if not spec.payload_fields:
+        raise ValueError("the hook names no fields to send (choose fields or “all fields”)")
     return field_values(instance, spec.payload_fields)
 
 
@@ -55,11 +63,11 @@ def build_subject(spec: HookSpec, instance: models.Model) -> str:
     if not spec.subject:
         return f"{instance._meta.label_lower}/{instance.pk}"
     values = {"pk": instance.pk}
-    for model_field in instance._meta.concrete_fields:
+    for model_field in guard.public_fields(type(instance)):
         value = instance.__dict__.get(model_field.attname)
         values[model_field.attname] = value
         values.setdefault(model_field.name, value)
-    return spec.subject.format_map(values)
+    return guard.render_subject(spec.subject, values)
 
 
 def snapshot(instance: models.Model, attnames: frozenset[str]) -> None:

@@ -14,8 +14,9 @@ from django.db.models import signals
 
 from eventhub.hooks import table as hook_table
 from eventhub.hooks.fire import condition_holds, fire
+from eventhub.hooks.guard import EXCLUDED_APPS
 from eventhub.hooks.payloads import changed_fields, snapshot
-from eventhub.hooks.spec import EXCLUDED_APPS, HookSpec, m2m_relation
+from eventhub.hooks.spec import HookSpec, m2m_relation
 from eventhub.hooks.table import HookTable
 from eventhub.models import EventType, SignalHook
 

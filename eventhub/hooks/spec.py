@@ -2,7 +2,6 @@
 admin or a developer declared it in code; and the checks both sources go through.
 """
 
-import string
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -12,12 +11,13 @@ from django.db import models
 from django.db.models.fields.reverse_related import ManyToManyRel
 
 from eventhub.events import PatternError, validate_pattern
+from eventhub.hooks import guard
 
 SIGNALS = ("post_save", "post_delete", "m2m_changed")
 WHENS = ("always", "created", "updated", "changed")
 M2M_ACTIONS = ("add", "remove", "clear")
-# eventhub writes these itself while emitting: hooking them would loop.
-EXCLUDED_APPS = frozenset({"eventhub"})
+# How a payload is built: chosen fields, every public field, to_event_data(), or a callable (code only).
+PAYLOADS = ("fields", "all", "method", "callable")
 
 
 @dataclass(frozen=True, eq=False)
@@ -34,6 +34,7 @@ class HookSpec:
     m2m_field: str = ""
     m2m_actions: tuple[str, ...] = M2M_ACTIONS
     payload_fields: tuple[str, ...] = ()
+    payload_all: bool = False
     payload_method: bool = False
     payload_func: Callable[[models.Model], Any] | None = None
     subject: str = ""
@@ -51,7 +52,9 @@ class HookSpec:
             return f"{getattr(self.payload_func, '__qualname__', repr(self.payload_func))}(instance)"
         if self.payload_method:
             return "to_event_data()"
-        return ", ".join(self.payload_fields) or "all fields"
+        if self.payload_all:
+            return "all fields (but secret-like ones)"
+        return ", ".join(self.payload_fields)
 
 
 def split_names(text: str | Iterable[str]) -> list[str]:
@@ -102,23 +105,21 @@ def config_errors(
     watch_fields: Iterable[str],
     condition: Any,
     m2m_field: str,
-    payload_method: bool,
+    payload: str,
     payload_fields: Iterable[str],
     subject: str,
 ) -> dict[str, str]:
     """Problems with a hook's configuration, keyed by SignalHook field name; empty when fine."""
     if model is None:
         return {"content_type": "This model is not installed in the project."}
-    if model._meta.app_label in EXCLUDED_APPS:
-        return {"content_type": "eventhub's own models cannot be hooked (emitting writes them)."}
+    refused = guard.refused_model(model)
+    if refused:
+        return {"content_type": refused}
     errors = _signal_errors(model, signal, when, list(watch_fields), m2m_field)
-    errors.update(_field_errors(model, "payload_fields", payload_fields))
-    if payload_method and not callable(getattr(model, "to_event_data", None)):
-        errors["payload"] = f"{model._meta.label} has no to_event_data() method."
-    try:
-        validate_pattern(condition or {})
-    except PatternError as exc:
-        errors["condition"] = str(exc)
+    errors.update(_payload_errors(model, payload, list(payload_fields)))
+    condition_error = _condition_error(condition)
+    if condition_error:
+        errors["condition"] = condition_error
     subject_error = _subject_error(model, subject)
     if subject_error:
         errors["subject"] = subject_error
@@ -146,6 +147,34 @@ def _signal_errors(
     return errors
 
 
+def _payload_errors(model: type[models.Model], payload: str, fields: list[str]) -> dict[str, str]:
+    if payload not in PAYLOADS:
+        return {"payload": f"Choose one of {', '.join(PAYLOADS[:3])}."}
+    if payload == "method" and not callable(getattr(model, "to_event_data", None)):
+        return {"payload": f"{model._meta.label} has no to_event_data() method."}
+    if payload == "fields" and not fields:
+        return {"payload_fields": "Name the fields to send, or choose “all fields” as the payload."}
+    if payload != "fields" and fields:
+        return {"payload_fields": "Fields are chosen only for the “chosen fields” payload."}
+    secret = guard.secret_names(fields)
+    if secret:
+        return {"payload_fields": f"{', '.join(secret)} look{'s' if len(secret) == 1 else ''} secret: "
+                "hooks never send password, token, key or secret-like fields."}  # fmt: skip
+    return _field_errors(model, "payload_fields", fields)
+
+
+def _condition_error(condition: Any) -> str:
+    try:
+        validate_pattern(condition or {})
+    except PatternError as exc:
+        return str(exc)
+    secret = guard.secret_names(condition or {})
+    if secret:
+        # A condition on a secret would make the hook an oracle for its value, one prefix at a time.
+        return f"{', '.join(secret)}: hooks never read secret-like fields, in conditions either."
+    return ""
+
+
 def _field_errors(model: type[models.Model], key: str, names: Iterable[str]) -> dict[str, str]:
     unknown = [name for name in names if concrete_field(model, name) is None]
     if not unknown:
@@ -157,18 +186,17 @@ def _field_errors(model: type[models.Model], key: str, names: Iterable[str]) -> 
 def _subject_error(model: type[models.Model], template: str) -> str:
     if not template:
         return ""
-    allowed = (
-        {"pk"}
-        | {f.name for f in model._meta.concrete_fields}
-        | {f.attname for f in model._meta.concrete_fields}
-    )
+    fields = guard.public_fields(model)
+    allowed = {"pk"} | {f.name for f in fields} | {f.attname for f in fields}
     try:
-        placeholders = [name for _, name, _, _ in string.Formatter().parse(template) if name is not None]
+        placeholders = guard.subject_placeholders(template)
     except ValueError as exc:
         return f"Invalid template: {exc}."
     unknown = [name for name in placeholders if name not in allowed]
-    if unknown or "" in placeholders:
-        return f"Unknown placeholder {', '.join(unknown) or '{}'}; use {{pk}} or field names."
+    if unknown:
+        return (
+            f"Unknown placeholder {', '.join(unknown)}; use {{pk}} or field names (never secret-like ones)."
+        )
     return ""
 
 
@@ -187,6 +215,7 @@ def spec_from_hook(hook: Any) -> HookSpec:
         condition=hook.condition or {},
         m2m_field=hook.m2m_field,
         payload_fields=attnames(model, split_names(hook.payload_fields)),
+        payload_all=hook.payload == "all",
         payload_method=hook.payload == "method",
         subject=hook.subject,
         origin="admin",
@@ -212,7 +241,7 @@ def hook_config_errors(hook: Any) -> dict[str, str]:
         watch_fields=split_names(hook.watch_fields),
         condition=hook.condition,
         m2m_field=hook.m2m_field,
-        payload_method=hook.payload == "method",
+        payload=hook.payload,
         payload_fields=split_names(hook.payload_fields),
         subject=hook.subject,
     )

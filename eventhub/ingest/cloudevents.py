@@ -10,6 +10,7 @@ import base64
 import binascii
 import json
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -22,9 +23,25 @@ STRUCTURED = "application/cloudevents+json"
 BATCH = "application/cloudevents-batch+json"
 SPECVERSION = "1.0"
 # Longest accepted value per attribute: the widths of the Event columns they land in.
-MAX_LENGTHS = {"id": 200, "source": 500, "type": 200, "subject": 500, "datacontenttype": 100}
+MAX_LENGTHS = {
+    "id": 200,
+    "source": 500,
+    "type": 200,
+    "subject": 500,
+    "datacontenttype": 100,
+    "dataschema": 500,
+}
 REQUIRED = ("id", "source", "type")
 JSON_DEFAULT = "application/json"
+CORE = frozenset({*MAX_LENGTHS, "specversion", "time", "data", "data_base64"})
+# The distributed-tracing extension: kept as the event's trace context, not as extensions.
+TRACING = frozenset({"traceparent", "tracestate"})
+# Extension attributes (CloudEvents 1.0: lower-case letters and digits), kept with the event.
+EXTENSION_NAME = re.compile(r"^[a-z0-9]{1,50}$")
+MAX_EXTENSIONS = 32
+MAX_EXTENSION_LENGTH = 2000
+# Deeper data is refused: every page and consumer that renders it recursively would fail.
+MAX_DEPTH = 64
 
 
 class NotACloudEvent(ValueError):
@@ -37,6 +54,10 @@ class NotACloudEvent(ValueError):
 
 class MalformedJson(NotACloudEvent):
     """The body (or a JSON data payload) is not valid JSON."""
+
+
+class TooDeep(NotACloudEvent):
+    """JSON nested deeper than eventhub accepts."""
 
 
 class UnsupportedData(ValueError):
@@ -53,6 +74,8 @@ class CloudEvent:
     time: datetime | None = None
     subject: str | None = None
     datacontenttype: str = JSON_DEFAULT
+    dataschema: str | None = None
+    extensions: dict[str, Any] | None = None
     data: Any = None
     # The distributed-tracing extension (W3C trace context); kept only when valid.
     traceparent: str | None = None
@@ -86,7 +109,9 @@ def load_json(body: bytes) -> Any:
     """Parse JSON strictly: UTF-8, no NaN/Infinity, no unstorable strings."""
     try:
         value = json.loads(body.decode("utf-8"), parse_constant=_refuse_constant, parse_float=_finite_float)
-    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+    except RecursionError:
+        raise TooDeep(f"The JSON is nested deeper than {MAX_DEPTH} levels in data.") from None
+    except (UnicodeDecodeError, ValueError) as exc:
         raise MalformedJson(f"The body is not valid JSON: {_short(exc)}") from None
     check_storable(value)
     return value
@@ -117,6 +142,7 @@ def from_structured(value: Any) -> CloudEvent:
         data = _decode_base64(value["data_base64"], attributes["datacontenttype"])
     else:
         data = value.get("data")
+    check_storable(data, max_depth=MAX_DEPTH)
     return CloudEvent(**attributes, data=data)
 
 
@@ -129,7 +155,9 @@ def from_binary(*, headers: Mapping[str, str], content_type: str | None, body: b
     _check_specversion(values.get("specversion"))
     values["datacontenttype"] = (content_type or "").strip() or None
     attributes = _attributes(values)
-    return CloudEvent(**attributes, data=decode_data(body, attributes["datacontenttype"]))
+    data = decode_data(body, attributes["datacontenttype"])
+    check_storable(data, max_depth=MAX_DEPTH)
+    return CloudEvent(**attributes, data=data)
 
 
 def decode_data(raw: bytes, content_type: str) -> Any:
@@ -151,31 +179,32 @@ def decode_data(raw: bytes, content_type: str) -> Any:
     )
 
 
-def check_storable(value: Any) -> None:
-    """Refuse strings that a database cannot store (NUL, lone surrogates), at any depth."""
-    stack = [value]
+def check_storable(value: Any, *, max_depth: int = MAX_DEPTH + 2) -> None:
+    """Refuse strings that a database cannot store (NUL, lone surrogates), and nesting deeper than
+    ``max_depth`` (a batch and an envelope add two levels to the data's own ``MAX_DEPTH``)."""
+    stack = [(value, 0)]
     while stack:
-        item = stack.pop()
+        item, depth = stack.pop()
         if isinstance(item, str):
             _check_string(item)
-        elif isinstance(item, dict):
-            stack.extend(item.keys())
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
+        elif isinstance(item, dict | list):
+            if depth >= max_depth:
+                raise TooDeep(f"The JSON is nested deeper than {MAX_DEPTH} levels in data.")
+            children = [*item.keys(), *item.values()] if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
 
 
 def _attributes(values: Mapping[str, Any]) -> dict[str, Any]:
     for name in REQUIRED:
         if not isinstance(values.get(name), str) or not values[name]:
             raise NotACloudEvent(f"The required attribute {name!r} is missing or not a non-empty string.")
-    for name in ("subject", "datacontenttype", "time"):
+    for name in ("subject", "datacontenttype", "time", "dataschema"):
         if values.get(name) is not None and not isinstance(values[name], str):
             raise NotACloudEvent(f"The attribute {name!r} must be a string.")
     for name, limit in MAX_LENGTHS.items():
         if len(values.get(name) or "") > limit:
             raise NotACloudEvent(f"The attribute {name!r} is longer than {limit} characters.")
-    for name in (*REQUIRED, "subject", "datacontenttype"):
+    for name in (*REQUIRED, "subject", "datacontenttype", "dataschema"):
         _check_string(values.get(name) or "")
     return {
         "id": values["id"],
@@ -184,8 +213,32 @@ def _attributes(values: Mapping[str, Any]) -> dict[str, Any]:
         "time": _timestamp(values.get("time")),
         "subject": values.get("subject") or None,
         "datacontenttype": values.get("datacontenttype") or JSON_DEFAULT,
+        "dataschema": values.get("dataschema") or None,
+        "extensions": _extensions(values),
         **_tracing(values),
     }
+
+
+def _extensions(values: Mapping[str, Any]) -> dict[str, Any] | None:
+    # The distributed-tracing extension is kept apart (Event.traceparent): see _tracing.
+    found = {name: value for name, value in values.items() if name not in CORE and name not in TRACING}
+    if len(found) > MAX_EXTENSIONS:
+        raise NotACloudEvent(f"At most {MAX_EXTENSIONS} extension attributes are accepted.")
+    for name, value in found.items():
+        if not EXTENSION_NAME.match(name):
+            raise NotACloudEvent(
+                f"{name[:60]!r} is not an attribute name: CloudEvents names are lower-case "
+                "letters and digits."
+            )
+        if isinstance(value, bool) or (isinstance(value, int) and abs(value) < 2**31):
+            continue
+        if not isinstance(value, str) or len(value) > MAX_EXTENSION_LENGTH:
+            raise NotACloudEvent(
+                f"The extension attribute {name!r} must be a string (at most {MAX_EXTENSION_LENGTH} "
+                "characters), a 32-bit integer or a boolean."
+            )
+        _check_string(value)
+    return found or None
 
 
 def _tracing(values: Mapping[str, Any]) -> dict[str, str | None]:

@@ -45,18 +45,26 @@ def _ce_header(name: str, description: str) -> dict[str, Any]:
 
 CLOUD_EVENT: dict[str, Any] = {
     "type": "object",
-    "description": "A CloudEvent 1.0 in structured JSON mode; extension attributes are accepted, not kept, "
-    "except the distributed-tracing extension (traceparent, tracestate).",
+    "description": "A CloudEvent 1.0 in structured JSON mode; extension attributes (lower-case letters "
+    "and digits; strings, integers or booleans) and dataschema are kept and passed on; traceparent and "
+    "tracestate (distributed tracing) are kept when valid and ignored otherwise.",
     "required": ["specversion", "id", "source", "type"],
     "properties": {
         "specversion": {"const": "1.0"},
-        "id": _string(MAX_LENGTHS["id"], "Unique per source; a repeated (source, id) is a duplicate."),
+        "id": _string(
+            MAX_LENGTHS["id"],
+            "Unique per source; a repeated (source, id) is a duplicate, or 409 if its content differs.",
+        ),
         "source": _string(MAX_LENGTHS["source"], "URI-reference naming the producer."),
         "type": _string(MAX_LENGTHS["type"], "An event type defined in eventhub, e.g. order.paid."),
         "subject": {"type": "string", "maxLength": MAX_LENGTHS["subject"]},
         "time": {"type": "string", "format": "date-time"},
         "datacontenttype": {"type": "string", "maxLength": MAX_LENGTHS["datacontenttype"]},
-        "dataschema": {"type": "string"},
+        "dataschema": {
+            "type": "string",
+            "maxLength": MAX_LENGTHS["dataschema"],
+            "description": "Kept, never fetched.",
+        },
         "data": {"description": "The payload, validated against the event type's JSON Schema."},
         "data_base64": {"type": "string", "contentEncoding": "base64", "description": "JSON or text data."},
         "traceparent": {"type": "string", "description": "W3C trace context of the event (kept when valid)."},
@@ -146,11 +154,17 @@ def events_operation() -> dict[str, Any]:
             "202": {"description": "Accepted: at least one new event stored.", "content": RESULT},
             "200": {"description": "Every event was a duplicate; nothing new stored.", "content": RESULT},
             "400": {"description": "Malformed JSON, or not a CloudEvent.", "content": PROBLEM},
-            "401": {"description": "Missing or invalid API token.", "content": PROBLEM},
-            "403": {"description": "Token revoked, or event type not allowed.", "content": PROBLEM},
+            "401": {"description": "Missing, invalid or expired API token.", "content": PROBLEM},
+            "403": {"description": "Token revoked, or source or event type not allowed.", "content": PROBLEM},
+            "409": {"description": "An id received before, now with different content.", "content": PROBLEM},
             "413": {"description": "Body over the size limit.", "content": PROBLEM},
             "415": {"description": "Binary data that is neither JSON nor text.", "content": PROBLEM},
             "422": {"description": "Unknown event type, or data invalid for its schema.", "content": PROBLEM},
+            "429": {
+                "description": "The token's events-per-minute limit is reached.",
+                "headers": {"Retry-After": RETRY_AFTER},
+                "content": PROBLEM,
+            },
             "500": {"description": "The server failed; send the events again.", "content": PROBLEM},
             "503": {
                 "description": "The database is unreachable; send the events again after Retry-After.",

@@ -12,10 +12,13 @@ import re
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 
 from django.db import transaction
+from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 
+from eventhub.events import check_patterns, parse_patterns
 from eventhub.models import ApiToken, EventType
 
 SCHEME = "eh"
@@ -36,6 +39,18 @@ class WrongToken(TokenError):
 
 class RevokedToken(TokenError):
     """A token an operator revoked."""
+
+
+class ExpiredToken(TokenError):
+    """A token past its expiry."""
+
+
+class RateLimited(Exception):
+    """The token sent more events this minute than its limit; ``retry_after`` is in seconds."""
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 @dataclass(frozen=True)
@@ -65,13 +80,24 @@ def assign_new_token(api_token: ApiToken) -> str:
     return token
 
 
-def issue_token(*, name: str, event_types: Iterable[EventType | str] = ()) -> IssuedToken:
-    """Create a token allowed to send ``event_types`` (objects or names)."""
+def issue_token(
+    *,
+    name: str,
+    event_types: Iterable[EventType | str] = (),
+    sources: Iterable[str] = (),
+    expires_at: datetime | None = None,
+    rate_limit_per_minute: int | None = None,
+) -> IssuedToken:
+    """Create a token allowed to send ``event_types`` (objects or names) from ``sources`` (patterns)."""
     names = [t for t in event_types if isinstance(t, str)]
     objects = [t for t in event_types if not isinstance(t, str)]
     objects += list(EventType.objects.filter(name__in=names))
+    allowed_sources = "\n".join(check_patterns("\n".join(sources)))
     with transaction.atomic():
-        api_token = ApiToken(name=name)
+        api_token = ApiToken(
+            name=name, allowed_sources=allowed_sources, expires_at=expires_at,
+            rate_limit_per_minute=rate_limit_per_minute,
+        )  # fmt: skip
         token = assign_new_token(api_token)
         api_token.save()
         api_token.event_types.set(objects)
@@ -106,9 +132,50 @@ def authenticate(authorization: str | None) -> ApiToken:
         raise WrongToken("The API token is not valid.")
     if api_token.revoked:
         raise RevokedToken(f"The API token {api_token.prefix}… was revoked.")
+    if api_token.expires_at is not None and api_token.expires_at <= timezone.now():
+        raise ExpiredToken(
+            f"The API token {api_token.prefix}… expired at {api_token.expires_at:%Y-%m-%d %H:%M} UTC."
+        )
     return api_token
+
+
+def record_use(api_token: ApiToken, *, events: int, now: datetime | None = None) -> None:
+    """Count ``events`` against the token's per-minute limit and note its use; RateLimited past it.
+
+    One UPDATE on the token's row, whichever web process runs it: the count is shared by all
+    of them. A refused request counts nothing. Windows are calendar minutes.
+    """
+    now = now or timezone.now()
+    window = now.replace(second=0, microsecond=0)
+    limit = api_token.rate_limit_per_minute
+    row = ApiToken.objects.filter(pk=api_token.pk)
+    if limit is not None:
+        fits = (
+            Q(rate_window_start__isnull=True)
+            | ~Q(rate_window_start=window)
+            | Q(rate_window_count__lte=limit - events)
+        )
+        row = row.filter(fits) if events <= limit else row.none()
+    updated = row.update(
+        rate_window_count=Case(
+            When(rate_window_start=window, then=F("rate_window_count") + events), default=Value(events)
+        ),
+        rate_window_start=window,
+        last_used_at=now,
+    )
+    if not updated:
+        retry_after = max(1, 60 - now.second)
+        raise RateLimited(
+            f"This token may send {limit} events a minute; {events} more would exceed it.",
+            retry_after=retry_after if events <= limit else 60,
+        )
 
 
 def allowed_type_names(api_token: ApiToken) -> set[str]:
     """Names of the event types a token may send."""
     return set(api_token.event_types.values_list("name", flat=True))
+
+
+def allowed_source_patterns(api_token: ApiToken) -> list[str]:
+    """The token's allowed-sources patterns."""
+    return parse_patterns(api_token.allowed_sources)

@@ -14,7 +14,14 @@ from eventhub.conf import eventhub_settings
 from eventhub.errors import InvalidEventData, UnknownEventType
 from eventhub.ingest import openapi, tokens
 from eventhub.ingest import service as ingest
-from eventhub.ingest.cloudevents import BATCH, MalformedJson, NotACloudEvent, UnsupportedData, media_type
+from eventhub.ingest.cloudevents import (
+    BATCH,
+    MalformedJson,
+    NotACloudEvent,
+    TooDeep,
+    UnsupportedData,
+    media_type,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -25,9 +32,14 @@ PROBLEM_URI = "urn:eventhub:problem:"
 PROBLEMS: list[tuple[type[BaseException], int, str, str]] = [
     (tokens.MissingToken, 401, "missing-token", "API token required"),
     (tokens.WrongToken, 401, "invalid-token", "Invalid API token"),
+    (tokens.ExpiredToken, 401, "expired-token", "API token expired"),
     (tokens.RevokedToken, 403, "revoked-token", "API token revoked"),
+    (ingest.SourceNotAllowed, 403, "source-not-allowed", "Source not allowed for this token"),
     (ingest.TypeNotAllowed, 403, "type-not-allowed", "Event type not allowed for this token"),
+    (ingest.IdReused, 409, "id-reused", "Event id reused with different content"),
+    (tokens.RateLimited, 429, "rate-limited", "Too many events for this token"),
     (MalformedJson, 400, "malformed-json", "Malformed JSON"),
+    (TooDeep, 400, "too-deep", "JSON nested too deep"),
     (NotACloudEvent, 400, "not-a-cloudevent", "Not a CloudEvent"),
     (UnsupportedData, 415, "unsupported-data", "Unsupported data content type"),
     (UnknownEventType, 422, "unknown-event-type", "Unknown event type"),
@@ -137,5 +149,7 @@ def problem_for(exc: BaseException) -> JsonResponse | None:
             response = problem(status, slug, title, str(exc), **extra)
             if status == HTTPStatus.UNAUTHORIZED:
                 response["WWW-Authenticate"] = 'Bearer realm="eventhub"'
+            if isinstance(exc, tokens.RateLimited):
+                response["Retry-After"] = str(exc.retry_after)
             return response
     return None

@@ -36,6 +36,9 @@ class EventSpec:
     time: datetime | None = None
     external_id: str | None = None
     datacontenttype: str = "application/json"
+    dataschema: str = ""
+    extensions: dict[str, Any] | None = None
+    api_token_id: int | None = None  # the ingest API token that sent it
     # W3C trace context; None: where emit is called (the active span, else the request's traceparent).
     traceparent: str | None = None
     tracestate: str | None = None
@@ -161,6 +164,9 @@ def _build_event(spec: EventSpec, event_type: EventType, ambient: tracing.TraceC
         subject=spec.subject or "",
         time=spec.time or timezone.now(),
         datacontenttype=spec.datacontenttype,
+        dataschema=spec.dataschema,
+        extensions=spec.extensions,
+        api_token_id=spec.api_token_id,
         data=spec.data,
         traceparent=trace.traceparent if trace else "",
         tracestate=trace.tracestate if trace else "",

@@ -115,12 +115,15 @@ def send_trial(*, route: Route, data: Any, user) -> TrialDelivery:
     """
     check_can_try(user)
     envelope = sample_envelope(route=route, data=data)
-    trial = TrialDelivery(
+    # Recorded before it is sent (its id is part of the webhook-id), so even a send that never
+    # returns leaves a record: "not finished" until the outcome below replaces it.
+    trial = TrialDelivery.objects.create(
         route=route,
         user=user if user.pk else None,
         username=user.get_username(),
         envelope=envelope,
         transform_version=route.transform_version,
+        error="Not finished: the test send did not return.",
     )
     started = time.monotonic()
     with tracing.span("eventhub test send", parent=tracing.parse(envelope.get("traceparent"))) as span:
@@ -135,10 +138,10 @@ def send_trial(*, route: Route, data: Any, user) -> TrialDelivery:
             trial.error = f"{type(exc).__name__}: {exc}"[:4000]
             tracing.mark_failed(span, trial.error)
         else:
-            trial.succeeded = True
+            trial.succeeded, trial.error = True, ""
             trial.response_status, trial.response_excerpt = _reply_parts(reply)
     trial.duration_ms = (time.monotonic() - started) * 1000
-    trial.save()
+    trial.save(update_fields=["succeeded", "error", "response_status", "response_excerpt", "duration_ms"])
     return trial
 
 

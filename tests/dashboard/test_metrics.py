@@ -25,6 +25,12 @@ def samples(family, name: str) -> dict[tuple, float]:
     return {tuple(sorted(s.labels.items())): s.value for s in family.samples if s.name == name}
 
 
+@pytest.fixture(autouse=True)
+def scraper_on_loopback(settings):
+    """The test client scrapes from 127.0.0.1, allowed here as a Prometheus host would be."""
+    settings.EVENTHUB = {**settings.EVENTHUB, "METRICS_ALLOWED_NETWORKS": ["127.0.0.0/8"]}
+
+
 @pytest.fixture
 def route():
     return factories.route(factories.event_type("order.paid"), "h.billing", name="billing")
@@ -56,7 +62,7 @@ def test_latency_histogram_from_emit_to_handled(client, route):
 
 
 def test_metrics_token_is_required_when_set(client, settings, route):
-    settings.EVENTHUB = {**settings.EVENTHUB, "METRICS_TOKEN": "s3cret"}
+    settings.EVENTHUB = {**settings.EVENTHUB, "METRICS_TOKEN": "s3cret", "METRICS_ALLOWED_NETWORKS": []}
     assert client.get("/metrics").status_code == 401
     assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer wrong").status_code == 401
     assert "eventhub_events_window" in scrape(client, HTTP_AUTHORIZATION="Bearer s3cret")
@@ -83,3 +89,22 @@ def test_dramatiq_worker_metrics_are_included_when_their_directory_is_readable(c
 def test_metrics_work_without_any_data(client):
     families = scrape(client)
     assert families["eventhub_deliveries_window"].samples == []
+
+
+def test_with_debug_off_metrics_need_a_token_or_an_allowed_address(client, settings, route):
+    settings.DEBUG = False
+    settings.EVENTHUB = {**settings.EVENTHUB, "METRICS_TOKEN": "", "METRICS_ALLOWED_NETWORKS": []}
+    refused = client.get("/metrics")
+    assert refused.status_code == 403 and b"EVENTHUB_METRICS_TOKEN" in refused.content
+    settings.EVENTHUB = {**settings.EVENTHUB, "METRICS_ALLOWED_NETWORKS": ["10.0.0.0/8"]}
+    assert client.get("/metrics").status_code == 403  # the test client is 127.0.0.1
+    assert client.get("/metrics", REMOTE_ADDR="10.1.2.3").status_code == 200
+    settings.EVENTHUB = {**settings.EVENTHUB, "METRICS_TOKEN": "s3cret"}
+    assert client.get("/metrics").status_code == 401
+    assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer s3cret").status_code == 200
+
+
+def test_with_debug_on_and_nothing_configured_metrics_are_open(client, settings):
+    settings.DEBUG = True
+    settings.EVENTHUB = {**settings.EVENTHUB, "METRICS_TOKEN": "", "METRICS_ALLOWED_NETWORKS": []}
+    assert client.get("/metrics").status_code == 200

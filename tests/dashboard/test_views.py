@@ -19,19 +19,25 @@ from tests.support.factories import make_delivery
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def staff(client) -> Client:
-    user = User.objects.create_user("op", password="pw", is_staff=True)
+VIEWER = ["view_event", "view_delivery", "view_hookfailure"]
+
+
+def login(client, name: str, codenames: list[str]) -> Client:
+    user = User.objects.create_user(name, password="pw", is_staff=True)
+    user.user_permissions.set(Permission.objects.filter(codename__in=codenames))
     client.force_login(user)
     return client
+
+
+@pytest.fixture
+def staff(client) -> Client:
+    """An operator who may view events, deliveries and hook failures."""
+    return login(client, "op", VIEWER)
 
 
 @pytest.fixture
 def replayer(client) -> Client:
-    user = User.objects.create_user("replayer", password="pw", is_staff=True)
-    user.user_permissions.add(Permission.objects.get(codename="replay_delivery"))
-    client.force_login(user)
-    return client
+    return login(client, "replayer", [*VIEWER, "replay_delivery"])
 
 
 def rows(response, section: str) -> str:

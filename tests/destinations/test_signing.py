@@ -14,13 +14,13 @@ BODY = b'{"type": "order.paid", "data": {"n": 1}}'
 
 def test_the_standard_webhooks_library_verifies_eventhubs_signature():
     secret = new_webhook_secret()
-    headers = signed_headers(secret=secret, msg_id="msg_1", body=BODY)
+    headers = signed_headers(secrets=[secret], msg_id="msg_1", body=BODY)
     assert Webhook(secret).verify(BODY, headers) == {"type": "order.paid", "data": {"n": 1}}
 
 
 def test_a_tampered_body_or_another_secret_fails_the_reference_check_too():
     secret = new_webhook_secret()
-    headers = signed_headers(secret=secret, msg_id="msg_1", body=BODY)
+    headers = signed_headers(secrets=[secret], msg_id="msg_1", body=BODY)
     with pytest.raises(WebhookVerificationError):
         Webhook(secret).verify(BODY + b" ", headers)
     with pytest.raises(WebhookVerificationError):
@@ -29,14 +29,14 @@ def test_a_tampered_body_or_another_secret_fails_the_reference_check_too():
 
 def test_verify_accepts_a_good_signature_among_several_and_refuses_old_or_missing_ones():
     secret = new_webhook_secret()
-    headers = signed_headers(secret=secret, msg_id="msg_2", body=BODY)
+    headers = signed_headers(secrets=[secret], msg_id="msg_2", body=BODY)
     other = "v1," + base64.b64encode(b"x" * 32).decode()
     verify(
         secret=secret,
         headers={**headers, "webhook-signature": f"{other} {headers['webhook-signature']}"},
         body=BODY,
     )
-    stale = signed_headers(secret=secret, msg_id="msg_2", body=BODY, timestamp=int(time.time()) - 3600)
+    stale = signed_headers(secrets=[secret], msg_id="msg_2", body=BODY, timestamp=int(time.time()) - 3600)
     with pytest.raises(SignatureError, match="tolerance"):
         verify(secret=secret, headers=stale, body=BODY)
     with pytest.raises(SignatureError, match="missing"):
@@ -44,7 +44,7 @@ def test_verify_accepts_a_good_signature_among_several_and_refuses_old_or_missin
 
 
 def test_a_secret_typed_by_hand_signs_with_its_own_bytes():
-    headers = signed_headers(secret="not base64!", msg_id="msg_3", body=BODY)
+    headers = signed_headers(secrets=["not base64!"], msg_id="msg_3", body=BODY)
     verify(secret="not base64!", headers=headers, body=BODY)
     with pytest.raises(SignatureError, match="no signature matches"):
         verify(secret="another one", headers=headers, body=BODY)

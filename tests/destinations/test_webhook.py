@@ -33,7 +33,8 @@ def test_a_webhook_route_posts_the_signed_envelope(rabbitmq_broker, queue_name, 
     [request] = hook.requests
     assert request.path == "/hooks/eventhub"
     assert json.loads(request.body) == event.envelope
-    assert request.headers["webhook-id"] == f"{event.pk}.{route.pk}"
+    delivery = event.deliveries.get()
+    assert request.headers["webhook-id"] == f"{event.pk}.{delivery.pk}"  # unique per delivery
     verify(secret=route.secret, headers=request.headers, body=request.body)  # raises if it does not verify
     with pytest.raises(SignatureError):
         verify(secret="whsec_" + "A" * 32, headers=request.headers, body=request.body)
@@ -53,7 +54,7 @@ def test_a_non_2xx_answer_is_a_failure_with_status_and_body(stub_broker, receive
     delivery.refresh_from_db()
     assert delivery.status == "retrying"
     assert delivery.last_error.startswith(
-        f"DestinationError: {hook.url} answered 500: boom: database unavailable"
+        f"HttpStatusError: {hook.url} answered 500: boom: database unavailable"
     )
     assert len(delivery.last_error) < 700  # the start of the body, not all of it
 

@@ -140,7 +140,7 @@ def test_an_instance_answering_500_is_recorded_and_tried_last_next_time(agent, r
     assert Counter(d.status for d in deliveries) == {"succeeded": 3, "retrying": 1}
     assert len(broken.requests) == 1 and len(fine.requests) == 3
     [retried] = [d for d in deliveries if d.status == "retrying"]
-    assert retried.last_error == f"DestinationError: {broken.url}/hooks/in answered 500: upstream exploded"
+    assert retried.last_error == f"HttpStatusError: {broken.url}/hooks/in answered 500: upstream exploded"
     assert deliver(retried.pk).status == "succeeded"  # the retry goes to the other instance
     assert len(fine.requests) == 4
 

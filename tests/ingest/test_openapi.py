@@ -53,7 +53,7 @@ def assert_documented(response) -> None:
 def test_real_responses_match_the_document(stub_broker):
     factories.event_type("order.paid", schema=SCHEMA)
     factories.event_type("user.deleted")
-    token = tokens.issue_token(name="t", event_types=["order.paid"]).token
+    token = tokens.issue_token(name="t", event_types=["order.paid"], sources=["*"]).token
     auth = {"Authorization": f"Bearer {token}"}
     event = {**openapi.EXAMPLE_EVENT, "data": {"order_id": 1}}
 
@@ -96,7 +96,7 @@ def binary_headers() -> dict[str, str]:
 def ingest_token(transactional_db, stub_broker) -> str:
     """A token for order.paid (any data), the type the document's example uses."""
     factories.event_type("order.paid")
-    return tokens.issue_token(name="schemathesis", event_types=["order.paid"]).token
+    return tokens.issue_token(name="schemathesis", event_types=["order.paid"], sources=["*"]).token
 
 
 def known_type(case):

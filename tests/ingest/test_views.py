@@ -36,7 +36,7 @@ def paid(stub_broker):
 def token(paid) -> str:
     """A token allowed to send order.paid only."""
     factories.event_type("user.deleted")
-    return tokens.issue_token(name="billing (PHP)", event_types=["order.paid"]).token
+    return tokens.issue_token(name="billing (PHP)", event_types=["order.paid"], sources=["*"]).token
 
 
 def cloudevent(**overrides) -> dict:
@@ -175,7 +175,7 @@ def test_a_batch_reports_duplicates_of_earlier_and_of_its_own_events(token):
 def test_a_concurrent_duplicate_caught_by_the_unique_constraint_is_reported_as_duplicate(token, monkeypatch):
     sent = cloudevent()
     first = post(sent, token=token).json()
-    real = service.stored_ids
+    real = service.stored_events
     calls = []
 
     def miss_once(events):
@@ -183,7 +183,7 @@ def test_a_concurrent_duplicate_caught_by_the_unique_constraint_is_reported_as_d
         calls.append(1)
         return {} if len(calls) == 1 else real(events)
 
-    monkeypatch.setattr(service, "stored_ids", miss_once)
+    monkeypatch.setattr(service, "stored_events", miss_once)
     response = post(sent, token=token)
 
     assert response.status_code == 200 and response.json()["duplicate"] is True
@@ -223,7 +223,7 @@ def test_a_type_the_token_may_not_send_is_403(token):
 
 
 def test_tokens_are_stored_hashed_with_a_visible_prefix(paid):
-    issued = tokens.issue_token(name="n", event_types=[paid])
+    issued = tokens.issue_token(name="n", event_types=[paid], sources=["/n"])
     row = ApiToken.objects.get()
     assert issued.token.startswith(row.prefix + "_") and row.prefix.startswith("eh_")
     assert row.token_hash == tokens.hash_token(issued.token) and issued.token not in row.token_hash
@@ -263,9 +263,17 @@ def test_plain_json_without_ce_headers_is_400(token):
     assert "ce-specversion" in problem["detail"]
 
 
-def test_unknown_event_type_is_422(token):
-    problem = assert_problem(post(cloudevent(type="no.such"), token=token), 422, "unknown-event-type")
-    assert "no.such" in problem["detail"]
+def test_an_inactive_type_the_token_may_send_is_422(token, paid):
+    paid.active = False
+    paid.save()
+    problem = assert_problem(post(cloudevent(), token=token), 422, "unknown-event-type")
+    assert "order.paid" in problem["detail"]
+
+
+def test_an_unknown_type_answers_like_a_type_not_allowed_so_types_cannot_be_probed(token):
+    unknown = assert_problem(post(cloudevent(type="no.such"), token=token), 403, "type-not-allowed")
+    existing = assert_problem(post(cloudevent(type="user.deleted"), token=token), 403, "type-not-allowed")
+    assert unknown["detail"].replace("no.such", "X") == existing["detail"].replace("user.deleted", "X")
 
 
 def test_invalid_data_is_422_with_the_schemas_message(token):
@@ -301,19 +309,20 @@ def test_other_methods_are_405(method):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_events_stored_before_the_tokens_bookkeeping_failed_are_accepted_not_an_error(token, caplog):
+def test_when_the_tokens_bookkeeping_fails_nothing_is_stored_and_the_producer_is_told_to_retry(token):
+    # The token's row (rate window, last use) is written before the events, in the same request:
+    # when that write fails the events are not stored, and the answer says so (never 202).
     Switch.objects.create(name="tokens", on=True)
     with refusals.refusing("eventhub_apitoken", "UPDATE", switch="tokens"):
-        response = post(cloudevent(id="kept-1"), token=token)
+        response = post(cloudevent(id="kept-1"), token=token, client=Client(raise_request_exception=False))
 
-    assert response.status_code == 202, response.content
-    assert Event.objects.filter(external_id="kept-1").count() == 1
+    assert_problem(response, 500, "internal-error")
+    assert not Event.objects.filter(external_id="kept-1").exists()
     assert ApiToken.objects.get().last_used_at is None
-    assert "Could not record the use of API token" in caplog.text
 
 
 def test_an_unexpected_failure_is_a_500_problem_not_an_html_page(token, monkeypatch, caplog):
-    def broken(events):
+    def broken(events, **kwargs):
         raise RuntimeError("a bug")
 
     monkeypatch.setattr(service, "emit_once", broken)
@@ -337,11 +346,11 @@ def test_admin_shows_a_new_token_once_and_stores_it_hashed(paid):
     client.force_login(User.objects.create_superuser("ops", "ops@example.com", "pw"))
 
     response = client.post(
-        "/admin/eventhub/apitoken/add/", {"name": "shop (Go)", "event_types": [paid.pk]}, follow=True
+        "/admin/eventhub/apitoken/add/",
+        {"name": "shop (Go)", "event_types": [paid.pk], "allowed_sources": "/billing/*"},
     )
 
-    messages = [str(m) for m in response.context["messages"]]
-    token = next(m for m in messages if "API token for shop (Go)" in m).split(": ", 1)[1].split(" ")[0]
+    token = response.content.decode().split('class="shown-once-value">', 1)[1].split("<", 1)[0]
     row = ApiToken.objects.get()
     assert row.token_hash == tokens.hash_token(token) and list(row.event_types.all()) == [paid]
     assert post(cloudevent(), token=token).status_code == 202

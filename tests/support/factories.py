@@ -81,6 +81,8 @@ def signal_hook(event_type: EventType, model: type | None = None, **fields: Any)
     """A SignalHook row on ``model`` (default: the demo shop's Order), checked as the admin checks it."""
     from shop.models import Order  # the demo shop is a test dependency only of hook tests
 
+    if "payload" not in fields and not fields.get("payload_fields"):
+        fields["payload"] = "all"
     hook = SignalHook(
         name=fields.pop("name", f"hook {event_type.name}"),
         content_type=ContentType.objects.get_for_model(model or Order),

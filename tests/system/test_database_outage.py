@@ -25,7 +25,7 @@ ISSUE_TOKEN = """
 from eventhub.ingest.tokens import issue_token
 from eventhub.models import EventType
 EventType.objects.create(name="order.paid")
-print(issue_token(name="outage test", event_types=["order.paid"]).token)
+print(issue_token(name="outage test", event_types=["order.paid"], sources=["/outage-test"]).token)
 """
 
 

@@ -62,7 +62,7 @@ def test_an_event_posted_by_http_reaches_the_example_consumer_over_amqp(
 ):
     paid = factories.event_type("order.paid")
     route = factories.route(paid, exchange_name, destination_kind="amqp", queue=queue_name)
-    token = tokens.issue_token(name="example producer", event_types=[paid]).token
+    token = tokens.issue_token(name="example producer", event_types=[paid], sources=["/examples/*"]).token
     run_worker([queue_name])
     consumer = run_example(
         "consumer.py",
@@ -77,7 +77,9 @@ def test_an_event_posted_by_http_reaches_the_example_consumer_over_amqp(
             live_server, token, "--id", "php-1", "--subject", "order/42", "--data", '{"n": 1}', cwd=tmp_path
         )
         second = produce(live_server, token, "--binary", "--id", "go-2", "--data", '{"n": 2}', cwd=tmp_path)
-        again = produce(live_server, token, "--id", "php-1", "--data", '{"n": 1}', cwd=tmp_path)
+        again = produce(
+            live_server, token, "--id", "php-1", "--subject", "order/42", "--data", '{"n": 1}', cwd=tmp_path
+        )
 
         out, err = consumer.communicate(timeout=30)
     finally:

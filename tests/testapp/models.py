@@ -19,6 +19,15 @@ class Switch(models.Model):
     on = models.BooleanField(default=False)
 
 
+class Account(models.Model):
+    """A model with secret-like fields, which signal hooks must never send."""
+
+    name = models.CharField(max_length=100)
+    api_key = models.CharField(max_length=100, blank=True)
+    password_hash = models.CharField(max_length=200, blank=True)
+    reset_token = models.CharField(max_length=100, blank=True)
+
+
 class OrderedRun(models.Model):
     """One run of the ordering test handler: which key and number, when, in which process."""
 

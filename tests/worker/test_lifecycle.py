@@ -24,8 +24,9 @@ def free_port() -> int:
 
 
 def test_worker_metrics_are_served_by_dramatiq_and_by_metrics(
-    rabbitmq_broker, queue_name, tmp_path, admin_client, monkeypatch
+    rabbitmq_broker, queue_name, tmp_path, admin_client, monkeypatch, settings
 ):
+    settings.EVENTHUB = {**settings.EVENTHUB, "METRICS_ALLOWED_NETWORKS": ["127.0.0.0/8"]}
     route = factories.route(factories.event_type("order.paid"), "testapp.record", queue=queue_name)
     port = free_port()
     env = command_env(

@@ -2,8 +2,9 @@
 
 import os
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 
 class Command(BaseCommand):
@@ -13,6 +14,12 @@ class Command(BaseCommand):
     )
 
     def handle(self, *args, **options):
+        if not settings.DEBUG:
+            # admin/admin on a server reachable by others is an open door.
+            raise CommandError(
+                "ensure_admin is for local development runs (DEBUG=true); with DEBUG off create "
+                "users with manage.py createsuperuser."
+            )
         username = os.environ.get("DJANGO_SUPERUSER_USERNAME", "admin")
         password = os.environ.get("DJANGO_SUPERUSER_PASSWORD", "admin")
         users = get_user_model().objects

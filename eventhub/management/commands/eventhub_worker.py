@@ -8,6 +8,8 @@ from django.core.management.base import BaseCommand, CommandError
 from eventhub import broker, discovery
 from eventhub.worker import PROMETHEUS_ENV, QUEUES_ENV, UPKEEP_FORK
 
+PROM_HOST_ENV = "dramatiq_prom_host"  # Dramatiq's own variable, spelled its way
+
 
 class Command(BaseCommand):
     help = (
@@ -40,6 +42,12 @@ class Command(BaseCommand):
             help="Add Dramatiq's Prometheus middleware: metrics files in $dramatiq_prom_db, an exposition "
             "server on $dramatiq_prom_port (9191), and the same figures in the web process's /metrics.",
         )
+        parser.add_argument(
+            "--prometheus-host",
+            default="",
+            help="Address the exposition server listens on (default: $dramatiq_prom_host, else 127.0.0.1; "
+            "0.0.0.0 exposes it to the network).",
+        )
 
     def handle(self, *args, queues, processes, threads, shutdown_timeout, no_relay=False, **options):
         if broker.is_embedded():
@@ -67,6 +75,9 @@ class Command(BaseCommand):
         ] + fork_functions(relay=not no_relay)
         if options.get("prometheus"):
             os.environ[PROMETHEUS_ENV] = "1"
+            # Dramatiq's exporter listens on every interface unless told: loopback unless asked otherwise.
+            host = options.get("prometheus_host") or os.environ.get(PROM_HOST_ENV) or "127.0.0.1"
+            os.environ[PROM_HOST_ENV] = host
         if queues:
             os.environ[QUEUES_ENV] = ",".join(queues)
             argv += ["--queues", *queues]
