@@ -50,19 +50,8 @@ class Endpoint:
     instance: str
 
 
-def send(*, route: Any, envelope: dict[str, Any], delivery: Any) -> None:
-    """POST the envelope, signed with the route's secret; raise DestinationError unless 2xx."""
-    body = json.dumps(envelope, separators=(",", ":"), sort_keys=True).encode()
-    headers = {"content-type": "application/json", "user-agent": "eventhub-webhook/1"}
-    # One id per delivery, the same on each of its retries, so receivers can de-duplicate
-    # (Standard Webhooks); the event's own id alone would collide across sources.
-    secrets_in_use = signing_secrets(route)
-    headers.update(signed_headers(secrets=secrets_in_use, msg_id=webhook_id(delivery), body=body))
-    deadline = Deadline.after(attempt_seconds(route))
-
-
 def send(*, route: Any, envelope: dict[str, Any], delivery: Any, transform: Transform = IDENTITY) -> Reply:
-    """POST the envelope (reshaped by ``transform``), signed with the route's secret.
+    """POST the envelope (reshaped by ``transform``), signed with the route's secrets.
 
     Returns the receiver's 2xx reply; raises DestinationError for any other answer.
     """
@@ -70,8 +59,11 @@ def send(*, route: Any, envelope: dict[str, Any], delivery: Any, transform: Tran
     # Static headers first: eventhub's own below always win (the transform refuses them anyway).
     headers = {**transform.headers, "content-type": "application/json", "user-agent": "eventhub-webhook/1"}
     headers.update(tracing.outgoing_headers(envelope))
-    # The same id on every retry lets receivers de-duplicate (Standard Webhooks).
-    headers.update(signed_headers(secret=route.secret, msg_id=f"{envelope['id']}.{route.pk}", body=body))
+    # One id per delivery, the same on each of its retries, so receivers can de-duplicate
+    # (Standard Webhooks); the event's own id alone would collide across sources.
+    secrets_in_use = signing_secrets(route)
+    headers.update(signed_headers(secrets=secrets_in_use, msg_id=webhook_id(delivery), body=body))
+    deadline = Deadline.after(attempt_seconds(route))
     endpoints = endpoints_for(route.target)
     last_error: Exception | None = None
     for endpoint in endpoints:

@@ -8,8 +8,8 @@ from eventhub.events.envelope import envelope_of
 from eventhub.events.keys import KeyTemplateError, check_key_template, render_key
 from eventhub.events.patterns import PatternError, match, validate_pattern
 from eventhub.events.schemas import SchemaError, check_schema, validate_data
-from eventhub.events.transforms import IDENTITY, Transform, TransformError, check_headers, check_transform
 from eventhub.events.sources import SourcePatternError, check_patterns, parse_patterns, source_allowed
+from eventhub.events.transforms import IDENTITY, Transform, TransformError, check_headers, check_transform
 
 __all__ = [
     "IDENTITY",
