@@ -72,7 +72,7 @@ def test_each_changed_transform_is_a_new_version(admin_client):
     paid = factories.event_type("order.paid")
     webhook = {"destination_kind": "webhook", "target": "https://x.example/", "ordering_key": "{subject}"}
     form = route_form(paid, transform='{"body": "data"}', **webhook)
-    assert admin_client.post(reverse("admin:eventhub_route_add"), form).status_code == 302
+    admin_client.post(reverse("admin:eventhub_route_add"), form)  # then shows the new secret once
     route = Route.objects.get()
     assert (route.ordering_key, route.transform_version) == ("{subject}", 1)
     change = reverse("admin:eventhub_route_change", args=[route.pk])
@@ -220,4 +220,4 @@ def test_a_failing_or_invalid_test_event_is_shown_not_raised(admin_client, stub_
 
     answer = admin_client.post(send, {"data": '{"order_id": 1}'}).json()
     assert answer["succeeded"] is False and "answered 503: maintenance" in answer["error"]
-    assert TrialDelivery.objects.get().error.startswith("DestinationError")
+    assert "answered 503: maintenance" in TrialDelivery.objects.get().error

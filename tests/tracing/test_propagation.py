@@ -29,7 +29,7 @@ def no_spans(settings):
 
 def ingest_token(stub_broker) -> str:
     factories.route(factories.event_type("order.paid"), "some.handler")
-    return tokens.issue_token(name="t", event_types=["order.paid"]).token
+    return tokens.issue_token(name="t", event_types=["order.paid"], sources=["*"]).token
 
 
 def cloudevent(**extra) -> str:
