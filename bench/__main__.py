@@ -9,8 +9,24 @@ import time
 import uuid
 from pathlib import Path
 
-FULL = {"n": 70_000, "n_single": 5_000, "batch": 500, "rate": 200.0, "seconds": 30.0, "history": 100_000}
-QUICK = {"n": 2_000, "n_single": 1_000, "batch": 500, "rate": 100.0, "seconds": 3.0, "history": 10_000}
+FULL = {
+    "n": 70_000,
+    "n_single": 5_000,
+    "batch": 500,
+    "rate": 200.0,
+    "seconds": 30.0,
+    "history": 100_000,
+    "ordered": 10_000,
+}
+QUICK = {
+    "n": 2_000,
+    "n_single": 1_000,
+    "batch": 500,
+    "rate": 100.0,
+    "seconds": 3.0,
+    "history": 10_000,
+    "ordered": 1_000,
+}
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -24,9 +40,13 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--history", type=int, help="deliveries of earlier history the database holds before the run"
     )
+    parser.add_argument(
+        "--ordered", type=int, help="events in the ordering phase (ordered and unordered route)"
+    )
+    parser.add_argument("--keys", type=int, default=100, help="ordering keys in the ordering phase")
     parser.add_argument("--processes", type=int, default=os.cpu_count() or 1, help="worker processes")
     parser.add_argument("--threads", type=int, default=8, help="worker threads per process")
-    parser.add_argument("--only", choices=["raw", "eventhub"], help="run one system only")
+    parser.add_argument("--only", choices=["raw", "eventhub", "ordered"], help="run one part only")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results", help="JSON directory")
     args = parser.parse_args(argv)
     for key, value in (QUICK if args.quick else FULL).items():
@@ -41,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     import django
 
     django.setup()
-    from bench import eh, raw, report, services, stats
+    from bench import eh, ordered, raw, report, services, stats
 
     services.ensure_database()
     services.ensure_history(args.history)
@@ -50,10 +70,22 @@ def main(argv: list[str] | None = None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     config = {
         key: getattr(args, key)
-        for key in ("n", "n_single", "batch", "rate", "seconds", "history", "processes", "threads", "quick")
+        for key in (
+            "n",
+            "n_single",
+            "batch",
+            "rate",
+            "seconds",
+            "history",
+            "ordered",
+            "keys",
+            "processes",
+            "threads",
+            "quick",
+        )
     }
     config.update(run_id=run_id, load_before=stats.load(), machine=_machine())
-    queues = [f"bench-raw-{run_id}", f"bench-eh-{run_id}"]
+    queues = [f"bench-raw-{run_id}", f"bench-eh-{run_id}", f"bench-ord-{run_id}"]
     results: dict = {}
     try:
         if args.only in (None, "raw"):
@@ -82,10 +114,25 @@ def main(argv: list[str] | None = None) -> int:
                 out_dir=str(work / "eventhub"),
                 log=work / "eventhub-workers.log",
             )
+        if args.only in (None, "ordered"):
+            (work / "ordered").mkdir()
+            results["ordered"] = ordered.run(
+                n=args.ordered,
+                keys=args.keys,
+                batch=args.batch,
+                processes=args.processes,
+                threads=args.threads,
+                queue=queues[2],
+                out_dir=str(work / "ordered"),
+                log=work / "ordered-workers.log",
+                rounds=1 if args.quick else 2,
+            )
     finally:
         services.delete_queues(queues)
     config["load_after"] = stats.load()
     print(report.render(results, config))
+    if "ordered" in results:
+        print("\n" + ordered.render(results["ordered"]))
     path = args.out / f"bench-{run_id}.json"
     report.write_json(path, results, config)
     print(f"\nresults written to {path}")

@@ -15,3 +15,12 @@ def noop(envelope: dict) -> None:
 def latency(envelope: dict) -> None:
     """Record how long after emit() was called this handler started."""
     recorder.record("eventhub", time.time() - envelope["data"]["t"])
+
+
+@consumer("bench.keyed")
+@consumer("bench.ordered")
+def keyed(envelope: dict) -> None:
+    """Record (key, n, start, end) for the ordering check; the same for the ordered and unordered route."""
+    started = time.time()
+    data = envelope["data"]
+    recorder.record(envelope["type"], data["key"], data["n"], started, time.time())

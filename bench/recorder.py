@@ -28,6 +28,12 @@ def record(kind: str, *values: float) -> None:
         handle.write(line)
 
 
+def clear(out_dir: str, kind: str) -> None:
+    """Empty every process's file for ``kind`` (between rounds; the workers keep appending to them)."""
+    for path in glob.glob(os.path.join(out_dir, f"{kind}-*.txt")):
+        open(path, "w").close()  # noqa: SIM115 - truncate only
+
+
 def read(out_dir: str, kind: str) -> list[list[float]]:
     """Every line recorded for ``kind`` by any process, as lists of floats."""
     rows = []

@@ -19,11 +19,19 @@ if TYPE_CHECKING:
 __all__ = ["consumer", "emit", "emit_many"]
 
 
-def emit(type: str, data: Any = None, *, subject: str | None = None, source: str | None = None) -> "Event":
+def emit(
+    type: str,
+    data: Any = None,
+    *,
+    subject: str | None = None,
+    source: str | None = None,
+    traceparent: str | None = None,
+    tracestate: str | None = None,
+) -> "Event":
     """Emit one event; see :func:`eventhub.outbox.emit.emit`."""
     from eventhub.outbox.emit import emit as _emit
 
-    return _emit(type, data, subject=subject, source=source)
+    return _emit(type, data, subject=subject, source=source, traceparent=traceparent, tracestate=tracestate)
 
 
 def emit_many(events: Any) -> "list[Event]":

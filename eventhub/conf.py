@@ -67,6 +67,13 @@ DEFAULTS: dict[str, Any] = {
     "METRICS_WINDOW_SECONDS": 300,
     "METRICS_TOKEN": "",
     "METRICS_ALLOWED_NETWORKS": [],
+    # OpenTelemetry spans for emit, publish, deliver and attempts when opentelemetry-api is installed;
+    # False never imports it. The W3C trace context travels with events either way.
+    "TRACING_SPANS": True,
+    # The route admin's "which recent events would match": how many events it reads at most.
+    "TRY_RECENT_EVENTS_MAX": 1000,
+    # Ordering keys with nothing unfinished and no new event for this long are forgotten (upkeep).
+    "ORDERING_KEY_IDLE_SECONDS": 86_400,
 }
 
 

@@ -10,20 +10,25 @@ import uuid
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator, RegexValidator
-from django.db import models
+from django.db import models, transaction
 from django.urls import reverse
 
 from eventhub.destinations import InvalidTarget, check_target
 from eventhub.destinations import secrets as webhook_secrets
 from eventhub.events import (
+    KeyTemplateError,
     PatternError,
     SchemaError,
     SourcePatternError,
+    TransformError,
+    check_key_template,
     check_patterns,
     check_schema,
+    check_transform,
     envelope_of,
     validate_pattern,
 )
+from eventhub.tracing import trace_id_of
 
 EVENT_TYPE_NAME = RegexValidator(
     r"^[a-z0-9_]+(\.[a-z0-9_]+)+$",
@@ -104,6 +109,24 @@ class Route(models.Model):
     time_limit_ms = models.PositiveIntegerField(
         default=60_000, validators=[MinValueValidator(1)], help_text="Longest one attempt may run."
     )
+    # Issue 19: ordering per key and transforms (docs/routes.md).
+    ordering_key = models.CharField(
+        max_length=200,
+        blank=True,
+        default="",
+        help_text="Deliveries with the same key run one at a time, in emit order: a template over the "
+        "envelope such as {subject} or order/{data.order_id}. Empty: no ordering.",
+    )
+    transform = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text='What a webhook or AMQP route sends: {"body": "envelope" or "data", '
+        '"fields": {"new name": "path"}, "headers": {"X-Name": "value"}} (headers: webhooks only). '
+        "Empty: the envelope as it is.",
+    )
+    transform_version = models.PositiveIntegerField(
+        default=0, editable=False, help_text="Goes up by one each time the transform is changed."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -116,6 +139,23 @@ class Route(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def save(self, *args, **kwargs) -> None:
+        """Save; a changed transform gets the next version number and is kept in RouteTransform."""
+        spec = self.transform or {}
+        with transaction.atomic():
+            saved = None
+            if self.pk is not None:
+                saved = Route.objects.filter(pk=self.pk).values_list("transform", "transform_version").first()
+            previous_spec, previous_version = saved if saved else ({}, 0)
+            changed = (previous_spec or {}) != spec
+            if changed:
+                self.transform_version = previous_version + 1
+                if kwargs.get("update_fields") is not None:
+                    kwargs["update_fields"] = {*kwargs["update_fields"], "transform_version"}
+            super().save(*args, **kwargs)
+            if changed:
+                RouteTransform.objects.create(route=self, version=self.transform_version, spec=spec)
 
     @property
     def secret(self) -> str:
@@ -142,8 +182,47 @@ class Route(models.Model):
             errors["target"] = str(exc)
         if self.min_backoff_ms and self.max_backoff_ms and self.min_backoff_ms > self.max_backoff_ms:
             errors["max_backoff_ms"] = "The maximum backoff must not be below the minimum."
+        errors.update(self._richer_errors())
         if errors:
             raise ValidationError(errors)
+
+    def _richer_errors(self) -> dict[str, str]:
+        """Errors in the ordering key and the transform (issue 19)."""
+        errors = {}
+        try:
+            check_key_template(self.ordering_key)
+        except KeyTemplateError as exc:
+            errors["ordering_key"] = f"Invalid ordering key: {exc}."
+        try:
+            spec = check_transform(self.transform)
+        except TransformError as exc:
+            errors["transform"] = f"Invalid transform: {exc}."
+            return errors
+        if spec and self.destination_kind == self.Kind.HANDLER:
+            errors["transform"] = (
+                "Handlers always receive the envelope; transforms apply to webhook and AMQP routes."
+            )
+        elif spec.get("headers") and self.destination_kind != self.Kind.WEBHOOK:
+            errors["transform"] = "Static headers apply to webhook routes only."
+        return errors
+
+
+class RouteTransform(models.Model):
+    """One version of a route's transform, kept so each delivery is sent with the version it was made with."""
+
+    route = models.ForeignKey(Route, on_delete=models.CASCADE, related_name="transform_versions")
+    version = models.PositiveIntegerField()
+    spec = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["route", "-version"]
+        constraints = [
+            models.UniqueConstraint(fields=["route", "version"], name="routetransform_route_version")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.route_id} transform v{self.version}"
 
 
 class Event(models.Model):
@@ -163,6 +242,9 @@ class Event(models.Model):
     dataschema = models.CharField(max_length=500, blank=True, default="")
     extensions = models.JSONField(null=True, blank=True)
     data = models.JSONField(null=True, blank=True)
+    # W3C trace context of where the event was emitted (CloudEvents distributed-tracing extension).
+    traceparent = models.CharField(max_length=55, blank=True, default="")
+    tracestate = models.CharField(max_length=512, blank=True, default="")
     # The API token an ingested event came with (None for events emitted in this project).
     api_token = models.ForeignKey(
         "ApiToken", null=True, blank=True, on_delete=models.PROTECT, related_name="+", db_index=False
@@ -206,6 +288,11 @@ class Event(models.Model):
         """The CloudEvents 1.0 envelope handed to consumers."""
         return envelope_of(self)
 
+    @property
+    def trace_id(self) -> str:
+        """The W3C trace id of where the event was emitted, or ""."""
+        return trace_id_of(self.traceparent)
+
 
 class Delivery(models.Model):
     """One event through one route, with its outcome."""
@@ -217,6 +304,7 @@ class Delivery(models.Model):
         SUCCEEDED = "succeeded", "succeeded"
         RETRYING = "retrying", "retrying"
         DEAD = "dead", "dead"
+        WAITING = "waiting", "waiting for an earlier delivery with the same ordering key"
 
     id = models.BigAutoField(primary_key=True)
     event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="deliveries")
@@ -237,6 +325,12 @@ class Delivery(models.Model):
     attempts_before_replay = models.PositiveIntegerField(
         default=0, help_text="Attempts made before the last replay; the retry policy counts from here."
     )
+    # Issue 19: the route's ordering key rendered for this event, and its place in that key's line.
+    ordering_key = models.CharField(max_length=200, null=True, blank=True)
+    ordering_seq = models.BigIntegerField(null=True, blank=True)
+    transform_version = models.PositiveIntegerField(
+        default=0, help_text="The version of the route's transform this delivery is sent with (0: none)."
+    )
 
     class Meta:
         ordering = ["-created_at"]
@@ -254,10 +348,67 @@ class Delivery(models.Model):
             ),
             # Finished since the last stats refresh: which per-minute figures to recompute.
             models.Index(fields=["finished_at"], name="delivery_finished"),
+            # The head of an ordering key's line: only unfinished ordered deliveries are indexed.
+            models.Index(
+                fields=["route", "ordering_key", "ordering_seq"],
+                condition=models.Q(ordering_key__isnull=False) & ~models.Q(status__in=["succeeded", "dead"]),
+                name="delivery_ordering_head",
+            ),
         ]
 
     def __str__(self) -> str:
         return f"delivery {self.pk} of {self.event_id} via {self.route_id}: {self.status}"
+
+
+class OrderingKey(models.Model):
+    """The last sequence number given out in one ordering key of one route (eventhub.outbox.ordering).
+
+    Emit takes this row's lock to number its deliveries, so numbers follow the order
+    in which emitting transactions commit.
+    """
+
+    route = models.ForeignKey(Route, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=200)
+    last_seq = models.BigIntegerField(default=0)
+    updated_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["route", "key"], name="orderingkey_route_key")]
+        indexes = [models.Index(fields=["updated_at"], name="orderingkey_updated")]
+
+    def __str__(self) -> str:
+        return f"{self.route_id}:{self.key} @{self.last_seq}"
+
+
+class TrialDelivery(models.Model):
+    """A test event an operator sent through a route from its admin page; never counted in the figures."""
+
+    route = models.ForeignKey(Route, on_delete=models.CASCADE, related_name="trials")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    username = models.CharField(max_length=150, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    envelope = models.JSONField(help_text="The sample envelope sent (before the route's transform).")
+    transform_version = models.PositiveIntegerField(default=0)
+    succeeded = models.BooleanField(default=False)
+    duration_ms = models.FloatField(default=0)
+    response_status = models.PositiveIntegerField(null=True, blank=True)
+    response_excerpt = models.TextField(blank=True, default="")
+    error = models.TextField(blank=True, default="")
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "test delivery"
+        verbose_name_plural = "test deliveries"
+
+    def __str__(self) -> str:
+        return f"test of {self.route_id} by {self.username or '?'}: {'ok' if self.succeeded else 'failed'}"
+
+    @property
+    def event_id(self) -> str:
+        """The sample envelope's id: with the row's id, the test's ``webhook-id`` (as a delivery's)."""
+        return str(self.envelope.get("id", ""))
 
 
 class Attempt(models.Model):

@@ -11,6 +11,7 @@ import pytest
 from eventhub import broker as brokers
 from eventhub import destinations
 from tests.support.consul_fixtures import consul_agent  # noqa: F401 - the Consul agent fixture, for every module
+from tests.support.http_receivers import webhook_receiver  # noqa: F401 - loopback webhook receivers
 
 RABBITMQ_URL = os.environ.get("EVENTHUB_TEST_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
 

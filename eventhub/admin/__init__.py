@@ -2,9 +2,10 @@
 
 ``events``: event types, routes, events, deliveries; ``hooks``: signal hooks and
 their failures; ``tokens``: ingest API tokens; ``replay``: replay actions and the
-bulk replay page. Importing this package registers them all; nothing else imports it.
+bulk replay page; ``route_try``: a route's "try it" buttons. Importing this package
+registers them all; nothing else imports it.
 """
 
-from eventhub.admin import events, hooks, replay, tokens
+from eventhub.admin import events, hooks, replay, route_try, tokens
 
-__all__ = ["events", "hooks", "replay", "tokens"]
+__all__ = ["events", "hooks", "replay", "route_try", "tokens"]

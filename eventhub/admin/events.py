@@ -13,6 +13,7 @@ from eventhub.admin.replay import (
     replay_selected_deliveries,
     replay_selected_events,
 )
+from eventhub.admin.route_try import RouteTryAdmin
 from eventhub.admin.shown_once import RouteSecretAdmin, rotate_selected_secrets
 from eventhub.dashboard.formatting import duration_ms
 from eventhub.discovery import liveness
@@ -46,7 +47,7 @@ class EventTypeAdmin(EscapedHelpTexts, admin.ModelAdmin):
 
 
 @admin.register(Route)
-class RouteAdmin(RouteSecretAdmin, EscapedHelpTexts, admin.ModelAdmin):
+class RouteAdmin(RouteTryAdmin, RouteSecretAdmin, EscapedHelpTexts, admin.ModelAdmin):
     form = RouteForm  # each destination field shown for its kind only (eventhub/admin/forms.py)
     list_display = [
         "name",
@@ -57,7 +58,7 @@ class RouteAdmin(RouteSecretAdmin, EscapedHelpTexts, admin.ModelAdmin):
         "max_attempts",
         "failures_link",
     ]
-    readonly_fields = ["failures_link", "live_consumers", "signing_secret"]
+    readonly_fields = ["failures_link", "live_consumers", "signing_secret", "transform_version"]
     actions = [rotate_selected_secrets]
     list_filter = ["enabled", "destination_kind", "queue", "event_type"]
     search_fields = ["name", "target", "event_type__name"]
@@ -78,6 +79,7 @@ class RouteAdmin(RouteSecretAdmin, EscapedHelpTexts, admin.ModelAdmin):
             },
         ),
         ("Retry policy", {"fields": ["max_attempts", "min_backoff_ms", "max_backoff_ms", "time_limit_ms"]}),
+        ("Ordering and transform", {"fields": ["ordering_key", "transform", "transform_version"]}),
         ("Recent failures", {"fields": ["failures_link"]}),
     ]
 

@@ -28,8 +28,10 @@ import pika.connection
 import pika.exceptions
 
 from eventhub import broker as brokers
+from eventhub import tracing
 from eventhub.conf import eventhub_settings
 from eventhub.destinations.errors import DestinationError, PermanentError
+from eventhub.events import IDENTITY, Transform
 
 logger = logging.getLogger(__name__)
 
@@ -69,15 +71,17 @@ def parse_target(target: str, event_type: str) -> tuple[str, str]:
     return exchange, routing_key or event_type
 
 
-def send(*, route: Any, envelope: dict[str, Any], delivery: Any) -> None:
-    """Publish ``envelope`` to the route's exchange and wait for the broker's confirm."""
+def send(*, route: Any, envelope: dict[str, Any], delivery: Any, transform: Transform = IDENTITY) -> None:
+    """Publish ``envelope`` (reshaped by ``transform``) to the route's exchange and wait for the confirm."""
     exchange, routing_key = parse_target(route.target, envelope["type"])
-    body = json.dumps(envelope, separators=(",", ":")).encode()
+    body = json.dumps(transform.body(envelope), separators=(",", ":")).encode()
     properties = pika.BasicProperties(
-        content_type=CONTENT_TYPE,
+        # A reshaped body is no longer a CloudEvent: plain JSON, the event's id and type as properties.
+        content_type="application/json" if transform.reshapes else CONTENT_TYPE,
         delivery_mode=PERSISTENT,
         message_id=str(envelope["id"]),
         type=envelope["type"],
+        headers=tracing.outgoing_headers(envelope) or None,
     )
     for attempt in (1, 2):
         try:

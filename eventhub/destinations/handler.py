@@ -6,10 +6,10 @@ from eventhub.destinations.errors import PermanentError
 from eventhub.destinations.registry import UnknownHandler, get_handler
 
 
-def send(*, route: Any, envelope: dict[str, Any], delivery: Any) -> None:
-    """Run the handler the route names with the event's envelope."""
+def send(*, route: Any, envelope: dict[str, Any], delivery: Any, transform: Any = None) -> Any:
+    """Run the handler the route names with the event's envelope (handlers take no transform)."""
     try:
         handler = get_handler(route.target)
     except UnknownHandler as exc:
         raise PermanentError(str(exc)) from None
-    handler(envelope)
+    return handler(envelope)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from eventhub import discovery
+from eventhub import discovery, tracing
 from eventhub.conf import eventhub_settings
 from eventhub.destinations import safe_http
 from eventhub.destinations.addresses import BlockedAddress
@@ -25,12 +25,21 @@ from eventhub.destinations.errors import DestinationError, HttpStatusError, Perm
 from eventhub.destinations.secrets import signing_secrets
 from eventhub.destinations.signing import signed_headers
 from eventhub.destinations.watchdog import Deadline
+from eventhub.events import IDENTITY, Transform
 
 BODY_EXCERPT = 500
 FAILED_INSTANCE_PENALTY_SECONDS = 30.0
 
 _rotation = itertools.count()
 _failed_until: dict[str, float] = {}
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A receiver's 2xx answer: its status and the start of its body (shown by the route's test send)."""
+
+    status: int
+    excerpt: str
 
 
 @dataclass(frozen=True)
@@ -41,10 +50,15 @@ class Endpoint:
     instance: str
 
 
-def send(*, route: Any, envelope: dict[str, Any], delivery: Any) -> None:
-    """POST the envelope, signed with the route's secret; raise DestinationError unless 2xx."""
-    body = json.dumps(envelope, separators=(",", ":"), sort_keys=True).encode()
-    headers = {"content-type": "application/json", "user-agent": "eventhub-webhook/1"}
+def send(*, route: Any, envelope: dict[str, Any], delivery: Any, transform: Transform = IDENTITY) -> Reply:
+    """POST the envelope (reshaped by ``transform``), signed with the route's secrets.
+
+    Returns the receiver's 2xx reply; raises DestinationError for any other answer.
+    """
+    body = json.dumps(transform.body(envelope), separators=(",", ":"), sort_keys=True).encode()
+    # Static headers first: eventhub's own below always win (the transform refuses them anyway).
+    headers = {**transform.headers, "content-type": "application/json", "user-agent": "eventhub-webhook/1"}
+    headers.update(tracing.outgoing_headers(envelope))
     # One id per delivery, the same on each of its retries, so receivers can de-duplicate
     # (Standard Webhooks); the event's own id alone would collide across sources.
     secrets_in_use = signing_secrets(route)
@@ -66,7 +80,7 @@ def send(*, route: Any, envelope: dict[str, Any], delivery: Any) -> None:
             _penalise(endpoint)  # the request may have arrived: let the retry policy decide, don't fan out
             raise DestinationError(f"{endpoint.url}: {exc}") from None
         if 200 <= answer.status < 300:
-            return
+            return Reply(answer.status, answer.body[:BODY_EXCERPT].decode("utf-8", errors="replace"))
         _penalise(endpoint)
         raise status_error(endpoint.url, answer)
     if isinstance(last_error, BlockedAddress):

@@ -23,4 +23,9 @@ def envelope_of(event: "Event") -> dict[str, Any]:
         envelope["dataschema"] = event.dataschema
     for name, value in (event.extensions or {}).items():
         envelope.setdefault(name, value)  # never over a core attribute
+    # The CloudEvents distributed-tracing extension: where the event was emitted, for the next hop.
+    if event.traceparent:
+        envelope["traceparent"] = event.traceparent
+        if event.tracestate:
+            envelope["tracestate"] = event.tracestate
     return envelope

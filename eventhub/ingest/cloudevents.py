@@ -17,6 +17,8 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote
 
+from eventhub.tracing import parse as parse_trace
+
 STRUCTURED = "application/cloudevents+json"
 BATCH = "application/cloudevents-batch+json"
 SPECVERSION = "1.0"
@@ -32,6 +34,8 @@ MAX_LENGTHS = {
 REQUIRED = ("id", "source", "type")
 JSON_DEFAULT = "application/json"
 CORE = frozenset({*MAX_LENGTHS, "specversion", "time", "data", "data_base64"})
+# The distributed-tracing extension: kept as the event's trace context, not as extensions.
+TRACING = frozenset({"traceparent", "tracestate"})
 # Extension attributes (CloudEvents 1.0: lower-case letters and digits), kept with the event.
 EXTENSION_NAME = re.compile(r"^[a-z0-9]{1,50}$")
 MAX_EXTENSIONS = 32
@@ -73,6 +77,9 @@ class CloudEvent:
     dataschema: str | None = None
     extensions: dict[str, Any] | None = None
     data: Any = None
+    # The distributed-tracing extension (W3C trace context); kept only when valid.
+    traceparent: str | None = None
+    tracestate: str | None = None
 
 
 def media_type(content_type: str | None) -> str:
@@ -208,11 +215,13 @@ def _attributes(values: Mapping[str, Any]) -> dict[str, Any]:
         "datacontenttype": values.get("datacontenttype") or JSON_DEFAULT,
         "dataschema": values.get("dataschema") or None,
         "extensions": _extensions(values),
+        **_tracing(values),
     }
 
 
 def _extensions(values: Mapping[str, Any]) -> dict[str, Any] | None:
-    found = {name: value for name, value in values.items() if name not in CORE}
+    # The distributed-tracing extension is kept apart (Event.traceparent): see _tracing.
+    found = {name: value for name, value in values.items() if name not in CORE and name not in TRACING}
     if len(found) > MAX_EXTENSIONS:
         raise NotACloudEvent(f"At most {MAX_EXTENSIONS} extension attributes are accepted.")
     for name, value in found.items():
@@ -230,6 +239,12 @@ def _extensions(values: Mapping[str, Any]) -> dict[str, Any] | None:
             )
         _check_string(value)
     return found or None
+
+
+def _tracing(values: Mapping[str, Any]) -> dict[str, str | None]:
+    # As the W3C spec says of headers: an invalid traceparent is ignored, never an error.
+    context = parse_trace(values.get("traceparent"), values.get("tracestate") or "")
+    return {"traceparent": context.traceparent, "tracestate": context.tracestate} if context else {}
 
 
 def _check_specversion(value: Any) -> None:

@@ -46,7 +46,8 @@ def _ce_header(name: str, description: str) -> dict[str, Any]:
 CLOUD_EVENT: dict[str, Any] = {
     "type": "object",
     "description": "A CloudEvent 1.0 in structured JSON mode; extension attributes (lower-case letters "
-    "and digits; strings, integers or booleans) and dataschema are kept and passed on.",
+    "and digits; strings, integers or booleans) and dataschema are kept and passed on; traceparent and "
+    "tracestate (distributed tracing) are kept when valid and ignored otherwise.",
     "required": ["specversion", "id", "source", "type"],
     "properties": {
         "specversion": {"const": "1.0"},
@@ -66,6 +67,8 @@ CLOUD_EVENT: dict[str, Any] = {
         },
         "data": {"description": "The payload, validated against the event type's JSON Schema."},
         "data_base64": {"type": "string", "contentEncoding": "base64", "description": "JSON or text data."},
+        "traceparent": {"type": "string", "description": "W3C trace context of the event (kept when valid)."},
+        "tracestate": {"type": "string", "description": "W3C trace state, with traceparent."},
     },
 }
 
@@ -126,6 +129,14 @@ def events_operation() -> dict[str, Any]:
             _ce_header("type", "the event type."),
             _ce_header("subject", "optional subject."),
             _ce_header("time", "optional RFC 3339 time."),
+            _ce_header("traceparent", "optional W3C trace context of the event."),
+            {
+                "name": "traceparent",
+                "in": "header",
+                "required": False,
+                "description": "W3C trace context of the call: events without their own join this trace.",
+                "schema": {"type": "string"},
+            },
         ],
         "requestBody": {
             "required": True,

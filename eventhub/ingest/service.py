@@ -210,4 +210,6 @@ def _spec(event: CloudEvent, api_token: ApiToken | None) -> EventSpec:
         dataschema=event.dataschema or "",
         extensions=event.extensions,
         api_token_id=api_token.pk if api_token is not None else None,
+        traceparent=event.traceparent,  # None: the request's own traceparent (see views.events)
+        tracestate=event.tracestate,
     )

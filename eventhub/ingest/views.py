@@ -9,6 +9,7 @@ from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
+from eventhub import tracing
 from eventhub.conf import eventhub_settings
 from eventhub.errors import InvalidEventData, UnknownEventType
 from eventhub.ingest import openapi, tokens
@@ -64,12 +65,14 @@ def events(request: HttpRequest) -> HttpResponse:
         response["Allow"] = "POST"
         return response
     try:
-        accepted = ingest.ingest(
-            authorization=request.headers.get("Authorization"),
-            content_type=request.headers.get("Content-Type"),
-            headers={k.lower(): v for k, v in request.headers.items() if k.lower().startswith("ce-")},
-            body=read_body(request, eventhub_settings.INGEST_MAX_BYTES),
-        )
+        # Events without their own traceparent (CloudEvents extension) join the call's trace.
+        with tracing.incoming(tracing.from_headers(request.headers)):
+            accepted = ingest.ingest(
+                authorization=request.headers.get("Authorization"),
+                content_type=request.headers.get("Content-Type"),
+                headers={k.lower(): v for k, v in request.headers.items() if k.lower().startswith("ce-")},
+                body=read_body(request, eventhub_settings.INGEST_MAX_BYTES),
+            )
     except Exception as exc:
         return problem_for(exc) or unexpected_problem(request, exc)
     status = 202 if any(not a.duplicate for a in accepted) else 200

@@ -7,7 +7,7 @@ commit; ``relay`` sends what the broker never confirmed; ``replay`` sends failed
 work again; ``route_table`` is the per-process copy of event types and routes.
 """
 
-from eventhub.outbox import relay, replay, route_table
+from eventhub.outbox import ordering, relay, replay, route_table
 from eventhub.outbox.background import flush, send_after_commit
 from eventhub.outbox.emit import EventSpec, emit, emit_many
 from eventhub.outbox.message import DELIVER_ACTOR, Outgoing, message_for
@@ -38,6 +38,7 @@ __all__ = [
     "mark_queued",
     "matching",
     "matching_routes",
+    "ordering",
     "message_for",
     "relay",
     "relay_once",

@@ -11,12 +11,13 @@ from typing import Any
 from django.db import DEFAULT_DB_ALIAS, transaction
 from django.utils import timezone
 
+from eventhub import tracing
 from eventhub.conf import eventhub_settings
 from eventhub.db import sqlbatch
 from eventhub.errors import EmitError
 from eventhub.events import match, validate_data
 from eventhub.models import Delivery, Event, EventType, Route
-from eventhub.outbox import route_table
+from eventhub.outbox import ordering, route_table
 from eventhub.outbox.background import send_after_commit
 from eventhub.outbox.message import Outgoing
 
@@ -38,17 +39,32 @@ class EventSpec:
     dataschema: str = ""
     extensions: dict[str, Any] | None = None
     api_token_id: int | None = None  # the ingest API token that sent it
+    # W3C trace context; None: where emit is called (the active span, else the request's traceparent).
+    traceparent: str | None = None
+    tracestate: str | None = None
 
 
-def emit(type: str, data: Any = None, *, subject: str | None = None, source: str | None = None) -> Event:
+def emit(
+    type: str,
+    data: Any = None,
+    *,
+    subject: str | None = None,
+    source: str | None = None,
+    traceparent: str | None = None,
+    tracestate: str | None = None,
+) -> Event:
     """Emit one event of ``type`` with ``data``; returns the stored Event.
 
     Validates ``data`` against the type's JSON Schema (InvalidEventData, nothing
     stored, on mismatch; UnknownEventType for an unknown or inactive type), writes
     the event and one delivery per matching enabled route inside the caller's
     transaction, and sends their messages only after that transaction commits.
+    The event remembers the W3C trace context it was emitted in, or ``traceparent``.
     """
-    return emit_many([EventSpec(type=type, data=data, subject=subject, source=source)])[0]
+    spec = EventSpec(
+        type=type, data=data, subject=subject, source=source, traceparent=traceparent, tracestate=tracestate
+    )
+    return emit_many([spec])[0]
 
 
 def emit_many(events: Iterable[EventSpec | Mapping[str, Any]]) -> list[Event]:
@@ -61,16 +77,38 @@ def emit_many(events: Iterable[EventSpec | Mapping[str, Any]]) -> list[Event]:
     if not specs:
         return []
     types, routes = route_table.types_and_routes({spec.type for spec in specs})
-    stored = [_build_event(spec, types[spec.type]) for spec in specs]
-    if _emitted_in_one_statement(stored, routes):
-        return stored
-    with transaction.atomic():
-        Event.objects.bulk_create(stored)
-        deliveries = _route(stored, routes)
-        Delivery.objects.bulk_create([d for d, _ in deliveries])
-        outgoing = [Outgoing.for_route(d.pk, route) for d, route in deliveries]
-        transaction.on_commit(partial(send_after_commit, outgoing))
+    with tracing.span("eventhub emit", kind="PRODUCER", attributes={"eventhub.events": len(specs)}):
+        ambient = tracing.current()  # the emit span's context when spans are on
+        stored = [_build_event(spec, types[spec.type], ambient) for spec in specs]
+        # Ordered routes number their deliveries under a lock held to commit: not in one statement.
+        ordered = ordering.any_ordered(routes, {t.pk for t in types.values()})
+        if not ordered and _emitted_in_one_statement(stored, routes):
+            return stored
+        with transaction.atomic():
+            deliveries = _route(stored, routes)
+            ordering.number([d for d, _ in deliveries])  # issue 19: ordering per key
+            _insert(stored, deliveries)
+            outgoing = [Outgoing.for_route(d.pk, route) for d, route in deliveries]
+            transaction.on_commit(partial(_publish, outgoing, stored))
     return stored
+
+
+def _insert(events: list[Event], pairs: list[tuple[Delivery, Route]]) -> None:
+    """Inside a transaction: one prepared statement on PostgreSQL, Django's bulk inserts elsewhere."""
+    if sqlbatch.supported():
+        _insert_together(events, pairs)
+        return
+    Event.objects.bulk_create(events)
+    Delivery.objects.bulk_create([d for d, _ in pairs])
+
+
+def _publish(outgoing: list[Outgoing], events: list[Event]) -> None:
+    """Send after commit, in a span linked to the events' trace contexts (when spans are on)."""
+    links = {tracing.parse(e.traceparent, e.tracestate) for e in events} - {None}
+    with tracing.span(
+        "eventhub publish", kind="PRODUCER", links=links, attributes={"eventhub.deliveries": len(outgoing)}
+    ):
+        send_after_commit(outgoing)
 
 
 def _emitted_in_one_statement(events: list[Event], routes: dict[int, list[Route]]) -> bool:
@@ -83,7 +121,7 @@ def _emitted_in_one_statement(events: list[Event], routes: dict[int, list[Route]
         return False
     pairs = _route(events, routes)
     _insert_together(events, pairs)
-    send_after_commit([Outgoing.for_route(d.pk, route) for d, route in pairs])
+    _publish([Outgoing.for_route(d.pk, route) for d, route in pairs], events)
     return True
 
 
@@ -114,8 +152,9 @@ def _as_spec(item: EventSpec | Mapping[str, Any]) -> EventSpec:
     return EventSpec(**item)
 
 
-def _build_event(spec: EventSpec, event_type: EventType) -> Event:
+def _build_event(spec: EventSpec, event_type: EventType, ambient: tracing.TraceContext | None) -> Event:
     validate_data(event_type.name, event_type.schema, spec.data)
+    trace = tracing.parse(spec.traceparent, spec.tracestate or "") if spec.traceparent else ambient
     return Event(
         id=spec.id or uuid.uuid4(),
         event_type=event_type,
@@ -129,6 +168,8 @@ def _build_event(spec: EventSpec, event_type: EventType) -> Event:
         extensions=spec.extensions,
         api_token_id=spec.api_token_id,
         data=spec.data,
+        traceparent=trace.traceparent if trace else "",
+        tracestate=trace.tracestate if trace else "",
     )
 
 
@@ -140,5 +181,16 @@ def _route(events: list[Event], routes: dict[int, list[Route]]) -> list[tuple[De
         envelope = event.envelope if candidates else None
         for route in candidates:
             if match(route.filter, envelope):
-                pairs.append((Delivery(event=event, route=route, created_at=now), route))
+                pairs.append((build_delivery(event=event, route=route, envelope=envelope, now=now), route))
     return pairs
+
+
+def build_delivery(*, event: Event, route: Route, envelope: dict[str, Any], now: datetime) -> Delivery:
+    """A new delivery of ``event`` through ``route`` (unsaved): its ordering key and transform version set."""
+    return Delivery(
+        event=event,
+        route=route,
+        created_at=now,
+        ordering_key=ordering.key_of(route, envelope),
+        transform_version=route.transform_version,
+    )

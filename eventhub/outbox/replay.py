@@ -22,7 +22,9 @@ from django.utils import timezone
 
 from eventhub.events import match
 from eventhub.models import Delivery, Event, Replay, Route
+from eventhub.outbox import ordering
 from eventhub.outbox.background import send_after_commit
+from eventhub.outbox.emit import build_delivery
 from eventhub.outbox.message import Outgoing
 
 logger = logging.getLogger(__name__)
@@ -71,10 +73,14 @@ def replay_event(*, event: Event, user) -> list[Delivery]:
     routes that already delivered it successfully: this is how an operator re-sends.
     """
     check_can_replay(user)
-    now = timezone.now()
-    pairs = [(Delivery(event=event, route=r, created_at=now), r) for r in matching_routes(event=event)]
+    now, envelope = timezone.now(), event.envelope
+    pairs = [
+        (build_delivery(event=event, route=r, envelope=envelope, now=now), r)
+        for r in matching_routes(event=event)
+    ]
     with transaction.atomic():
         record = _record(kind=Replay.Kind.EVENT, user=user, event=event)
+        ordering.number([d for d, _ in pairs])  # ordered routes: at the back of the key's line
         Delivery.objects.bulk_create([d for d, _ in pairs])
         record.deliveries.add(*[d for d, _ in pairs])
         _set_count(record, len(pairs))
@@ -185,6 +191,7 @@ def _resend(ids: Sequence[int], record: Replay) -> int:
             .select_related("route")
         )
         chosen = [d.pk for d in rows]
+        ordering.renumber(rows)  # a replayed delivery of an ordered route goes to the back of its key's line
         Delivery.objects.filter(pk__in=chosen).update(
             status=Delivery.Status.PENDING, attempts_before_replay=F("attempts"), queued_at=None
         )

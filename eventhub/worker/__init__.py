@@ -5,7 +5,8 @@ records the outcome; ``writes`` combines many threads' claims and outcomes into
 one statement; ``lifecycle`` and ``boot`` prepare a worker process; ``rescue`` and
 ``upkeep`` are the periodic work beside the workers (relay, stuck deliveries);
 ``fork`` starts that upkeep in its own process; ``handback`` finishes the embedded
-broker's deliveries at exit, or hands them back to the relay.
+broker's deliveries at exit, or hands them back to the relay; ``shaping`` finds the
+transform a delivery is sent with; ``trial`` tries a route from its admin page.
 
 Dramatiq imports ``boot`` and ``fork`` before Django is set up, so the names below
 load on first use (see eventhub.lazy).
@@ -16,17 +17,24 @@ from eventhub.lazy import lazy_exports
 __all__ = [
     "INTERRUPTED",
     "OUTCOME_NOT_RECORDED",
+    "MatchReport",
+    "NoRecentEvent",
     "PROMETHEUS_ENV",
     "QUEUES_ENV",
     "UPKEEP_FORK",
+    "check_can_try",
     "DeliveryFailed",
     "Outcome",
     "OutcomeNotRecorded",
     "deliver",
     "finish_embedded_work",
+    "match_recent",
+    "preview_transform",
     "record_interrupted",
     "rescue_stale",
     "run_upkeep",
+    "send_trial",
+    "transform_for",
 ]
 
 __getattr__ = lazy_exports(
@@ -45,5 +53,12 @@ __getattr__ = lazy_exports(
         "UPKEEP_FORK": "fork",
         "rescue_stale": "rescue",
         "run_upkeep": "upkeep",
+        "MatchReport": "trial",
+        "NoRecentEvent": "trial",
+        "check_can_try": "trial",
+        "match_recent": "trial",
+        "preview_transform": "trial",
+        "send_trial": "trial",
+        "transform_for": "shaping",
     },
 )

@@ -6,6 +6,7 @@ its success was recorded. Every run is recorded as an Attempt; the last one that
 fails makes the delivery ``dead``.
 """
 
+import contextlib
 import logging
 import os
 import socket
@@ -20,10 +21,12 @@ from django.db.models import F
 from django.utils import timezone
 from dramatiq.middleware.time_limit import TimeLimitExceeded
 
+from eventhub import tracing
 from eventhub.db import durability, sqlbatch
 from eventhub.destinations import PermanentError, destination_for
 from eventhub.models import Attempt, Delivery
-from eventhub.worker import writes
+from eventhub.outbox import ordering
+from eventhub.worker import shaping, writes
 
 logger = logging.getLogger(__name__)
 
@@ -144,6 +147,8 @@ def record_interrupted(delivery: Delivery, *, now: datetime, reason: str = INTER
     dead = Delivery.Status.DEAD
     Delivery.objects.filter(pk=delivery.pk).update(status=dead, finished_at=now, last_error=reason)
     logger.error("Delivery %s is dead: last attempt (%s) has no outcome. %s", delivery.pk, attempt, reason)
+    if delivery.ordering_key is not None:  # issue 19: the next delivery of its key may run
+        transaction.on_commit(lambda: ordering.release(route_id=delivery.route_id, key=delivery.ordering_key))
     return True
 
 
@@ -165,10 +170,27 @@ def deliver(delivery_id: int, *, worker: str | None = None, note: dict | None = 
     if delivery is None:
         _log_skipped(delivery_id)
         return None
+    # Issue 19: ordering per key. Not its key's turn: it waits, and its message is done with.
+    if delivery.ordering_key is not None and not ordering.may_run(delivery):
+        return None
+    with _deliver_span(delivery) as span:
+        outcome = _attempt(delivery, worker=worker)
+        tracing.set_attributes(span, status=str(outcome.status))
+    if delivery.ordering_key is not None and outcome.status in ordering.FINISHED:
+        ordering.release(route_id=delivery.route_id, key=delivery.ordering_key)  # issue 19: the key's next
+    if outcome.status == Delivery.Status.RETRYING:
+        raise DeliveryFailed(outcome.error)
+    return outcome
+
+
+def _attempt(delivery: Delivery, *, worker: str) -> Outcome:
+    """Run the route's destination once (an "eventhub attempt" span) and record the outcome."""
     started = time.monotonic()
-    error, permanent = _run_destination(delivery)
+    with tracing.span("eventhub attempt", attributes={"eventhub.attempt": delivery.attempts}) as span:
+        error, permanent = _run_destination(delivery)
+        tracing.mark_failed(span, error)
     try:
-        outcome = record_outcome(
+        return record_outcome(
             delivery,
             started_at=delivery.started_at,
             duration_ms=(time.monotonic() - started) * 1000,
@@ -179,16 +201,31 @@ def deliver(delivery_id: int, *, worker: str | None = None, note: dict | None = 
     except Exception as exc:
         text = f"{type(exc).__name__}: {exc}".strip()
         raise OutcomeNotRecorded(delivery_id=delivery.pk, attempt=delivery.attempts, error=text) from exc
-    if outcome.status == Delivery.Status.RETRYING:
-        raise DeliveryFailed(error)
-    return outcome
+
+
+def _deliver_span(delivery: Delivery):
+    """The OpenTelemetry span of this run, in the event's trace (nothing when spans are off)."""
+    if not tracing.enabled():
+        return contextlib.nullcontext()
+    attributes = {
+        "eventhub.delivery_id": delivery.pk,
+        "eventhub.route": delivery.route.name,
+        "eventhub.event_type": delivery.event.type,
+        "eventhub.event_id": str(delivery.event_id),
+        "messaging.destination.name": delivery.route.queue,
+    }
+    parent = tracing.parse(delivery.event.traceparent, delivery.event.tracestate)
+    return tracing.span("eventhub deliver", kind="CONSUMER", parent=parent, attributes=attributes)
 
 
 def _run_destination(delivery: Delivery) -> tuple[str, bool]:
     """Run the route's destination once: ("", False) on success, else (error, whether permanent)."""
     try:
         destination_for(delivery.route.destination_kind)(
-            route=delivery.route, envelope=delivery.event.envelope, delivery=delivery
+            route=delivery.route,
+            envelope=delivery.event.envelope,
+            delivery=delivery,
+            transform=shaping.transform_for(delivery),
         )
     except PermanentError as exc:
         return f"{type(exc).__name__}: {exc}", True

@@ -11,7 +11,7 @@ import time
 from django.db import close_old_connections
 
 from eventhub.conf import eventhub_settings
-from eventhub.outbox import relay_once
+from eventhub.outbox import ordering, relay_once
 from eventhub.worker.rescue import rescue_stale
 
 logger = logging.getLogger(__name__)
@@ -44,6 +44,7 @@ def run_upkeep(
 def _round(*, after_seconds: float | None, batch_size: int) -> int:
     close_old_connections()
     try:
+        ordering.prune_idle_keys()  # issue 19: at most every ten minutes
         return relay_once(after_seconds=after_seconds, batch_size=batch_size) + rescue_stale(
             batch_size=batch_size
         )

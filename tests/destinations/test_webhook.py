@@ -9,22 +9,12 @@ from eventhub.destinations.signing import SignatureError, verify
 from eventhub.models import Delivery
 from eventhub.worker.deliver import DeliveryFailed, deliver
 from tests.support import factories
-from tests.support.http_receivers import Receiver
 from tests.support.waiting import wait_for
 
 
 @pytest.fixture
-def receiver():
-    started: list[Receiver] = []
-
-    def start(**kwargs) -> Receiver:
-        r = Receiver(**kwargs).start()
-        started.append(r)
-        return r
-
-    yield start
-    for r in started:
-        r.stop()
+def receiver(webhook_receiver):
+    return webhook_receiver
 
 
 def webhook_route(target: str, **fields):

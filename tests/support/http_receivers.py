@@ -5,6 +5,8 @@ import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import pytest
+
 
 @dataclass
 class Received:
@@ -118,3 +120,18 @@ def read_request(conn: socket.socket) -> bytes:
     while len(body) < length:
         body += conn.recv(65536)
     return head + b"\r\n\r\n" + body
+
+
+@pytest.fixture
+def webhook_receiver():
+    """Start loopback webhook receivers for one test: ``receiver = webhook_receiver(status=500)``."""
+    started: list[Receiver] = []
+
+    def start(**kwargs) -> Receiver:
+        receiver = Receiver(**kwargs).start()
+        started.append(receiver)
+        return receiver
+
+    yield start
+    for receiver in started:
+        receiver.stop()

@@ -91,3 +91,33 @@ def test_non_staff_user_cannot_open_the_dashboard(page, live_server):
     page.click("input[type=submit]")
     playwright_sync.expect(page.locator(".errornote")).to_contain_text("staff account")
     assert "/admin/login/" in page.url
+
+
+def test_operator_tries_a_route_before_saving_it(page, live_server, stub_broker, webhook_receiver):
+    """Route page: an unsaved filter's matches, a transform preview, a test event through the webhook."""
+    User.objects.create_superuser("operator", "op@example.com", "a-long-test-password")
+    hook = webhook_receiver(reply=b"thanks")
+    paid = factories.event_type("order.paid")
+    for amount in (5, 50, 500):
+        emit("order.paid", data={"order_id": amount, "amount": amount}, subject=f"order/{amount}")
+    route = factories.route(paid, hook.url, destination_kind="webhook")
+    path = f"/admin/eventhub/route/{route.pk}/change/"
+    log_in(page, live_server.url, path)
+
+    page.fill("#id_filter", '{"data": {"amount": [{"numeric": [">", 10]}]}}')  # typed, not saved
+    page.fill("#id_ordering_key", "{data.order_id}")
+    page.click("#try-match")
+    page.wait_for_selector("#try-match-result:has-text('2 of the last 3 events match')")
+    assert "key: 500" in page.inner_text("#try-match-result")
+
+    page.fill("#id_transform", '{"body": "data", "fields": {"id": "order_id"}}')
+    page.click("#try-transform")
+    page.wait_for_selector("#try-transform-result:has-text('\"id\": 500')")
+
+    page.click("#try-send")
+    page.wait_for_selector("#try-send-result:has-text('succeeded')")
+    assert "HTTP 200" in page.inner_text("#try-send-result") and "thanks" in page.inner_text(
+        "#try-send-result"
+    )
+    assert len(hook.requests) == 1
+    page.screenshot(path=str(SCREENSHOTS / "route-try.png"), full_page=True)

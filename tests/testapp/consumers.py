@@ -4,7 +4,7 @@ import os
 import time
 
 from eventhub import consumer
-from tests.testapp.models import Effect, Switch
+from tests.testapp.models import Effect, OrderedRun, Switch
 
 
 @consumer("testapp.record")
@@ -29,3 +29,16 @@ def flaky(envelope: dict) -> None:
     if Switch.objects.filter(name="broken", on=True).exists():
         raise RuntimeError("the downstream system is broken")
     Effect.objects.create(event_id=envelope["id"], handler="testapp.flaky", pid=os.getpid())
+
+
+@consumer("testapp.ordered")
+def ordered(envelope: dict) -> None:
+    """Record (key, n) with its start and end; fail while "broken" is on for events marked fail."""
+    data = envelope["data"]
+    started = time.time()
+    if data.get("fail") and Switch.objects.filter(name="broken", on=True).exists():
+        raise RuntimeError("the downstream system is broken")
+    time.sleep(float(data.get("sleep", 0)))
+    OrderedRun.objects.create(
+        key=data["key"], n=data["n"], pid=os.getpid(), started=started, finished=time.time()
+    )

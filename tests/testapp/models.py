@@ -26,3 +26,13 @@ class Account(models.Model):
     api_key = models.CharField(max_length=100, blank=True)
     password_hash = models.CharField(max_length=200, blank=True)
     reset_token = models.CharField(max_length=100, blank=True)
+
+
+class OrderedRun(models.Model):
+    """One run of the ordering test handler: which key and number, when, in which process."""
+
+    key = models.CharField(max_length=100, db_index=True)
+    n = models.IntegerField()
+    pid = models.IntegerField()
+    started = models.FloatField()
+    finished = models.FloatField()
