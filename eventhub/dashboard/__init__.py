@@ -6,6 +6,6 @@ the Prometheus endpoint; ``seeding`` writes synthetic history to try it at scale
 """
 
 from eventhub.dashboard import metrics, views
-from eventhub.dashboard.seeding import SeedPlan, seed
+from eventhub.dashboard.seeding import SeedPlan, SeedResult, seed
 
-__all__ = ["SeedPlan", "metrics", "seed", "views"]
+__all__ = ["SeedPlan", "SeedResult", "metrics", "seed", "views"]
