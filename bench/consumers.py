@@ -13,5 +13,6 @@ def noop(envelope: dict) -> None:
 
 @consumer("bench.latency")
 def latency(envelope: dict) -> None:
-    """Record how long after emit() was called this handler started."""
-    recorder.record("eventhub", time.time() - envelope["data"]["t"])
+    """Record how long after emit() was called this handler started (per latency phase)."""
+    data = envelope["data"]
+    recorder.record(f"eventhub{data.get('p', '')}", time.time() - data["t"])
