@@ -13,6 +13,7 @@ def noop(envelope: dict) -> None:
 
 @consumer("bench.latency")
 def latency(envelope: dict) -> None:
-    """Record how long after emit() was called this handler started (per latency phase)."""
+    """Record how long after emit() was called the handler started (per latency phase), when, which event."""
     data = envelope["data"]
-    recorder.record(f"eventhub{data.get('p', '')}", time.time() - data["t"])
+    now = time.time()
+    recorder.record(f"eventhub{data.get('p', '')}", now - data["t"], now, data.get("i", -1))
