@@ -14,7 +14,7 @@ from bench.upkeep import AutovacuumStandIn
 from eventhub import broker as brokers
 from eventhub import emit, emit_many
 from eventhub.models import Delivery, EventType, Route
-from eventhub.outbox import background
+from eventhub.outbox import background, route_table
 
 NOOP, LATENCY = "bench.noop", "bench.latency"
 
@@ -34,6 +34,7 @@ def run(
 ) -> dict:
     """One round of every eventhub phase; the workers start after the first, as raw Dramatiq's do."""
     routes = {name: _route(name, queue) for name in (NOOP, LATENCY)}
+    route_table.refresh_in_background()  # as config/wsgi.py does in a web process
     route_ids = [r.pk for r in routes.values()]
     services.clear_bench_rows(route_ids)
     brokers.get_broker().declare_queue(queue, ensure=True)

@@ -6,7 +6,9 @@ into objects costs more than the rest of an emit. They change rarely (an operato
 edits them in the admin), so each process keeps them all in memory and reloads
 them at most every ``EVENTHUB["ROUTES_REFRESH_SECONDS"]``: an edit in another
 process takes effect within that time, an edit in this process at once (saves
-and deletes of event types and routes invalidate the copy).
+and deletes of event types and routes invalidate the copy). Worker and web
+processes reload it in a background thread (:func:`refresh_in_background`),
+so no emit or delivery waits for a reload.
 
 The copy is only ever loaded outside a transaction, from committed rows; inside
 one, a stale copy is bypassed and the rows are read directly, so a route created
@@ -79,6 +81,21 @@ _cache: ProcessCache[RouteTable] = ProcessCache(
     committed_only=True,  # a route in the caller's uncommitted transaction is seen by it only
     name="routes",
 )
+
+
+def refresh_in_background() -> None:
+    """Keep this process's table fresh from a background thread (worker and web processes, at start).
+
+    Readers then never reload it themselves when the interval passes: a reload costs
+    milliseconds that would otherwise land on one emit, or in a worker process on every
+    thread waiting for the combined write (see eventhub.db.process_cache).
+    """
+    _cache.refresh_in_background()
+
+
+def stop_refreshing_in_background() -> None:
+    """Stop the background thread of :func:`refresh_in_background` (worker shutdown, tests)."""
+    _cache.stop_background()
 
 
 def connect_invalidation() -> None:
