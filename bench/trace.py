@@ -80,6 +80,9 @@ def install() -> None:
 
     cache = process_cache.ProcessCache
     cache._reload = _timed("cache reload", cache._reload, lambda self: {"name": self.name})
+    cache._background_load = _timed(
+        "background reload", cache._background_load, lambda self: {"name": self.name}
+    )
     background.send_deliveries = _timed(
         "sender batch", background.send_deliveries, lambda items: {"n": len(items)}
     )
