@@ -99,7 +99,17 @@ def _emit(n: int, batch: int, label: str) -> dict:
     sends are: emit() returns after its commit and sends in the background.
     """
     progress = Progress(label, n)
-    started = time.monotonic()
+    with machine.CpuDuring() as cpu:
+        started = time.monotonic()
+        _emit_loop(n, batch, progress)
+        progress.finish(note="emitted; waiting for the confirms")
+        if not background.flush(timeout=60):
+            raise RuntimeError("the background sender did not send every emitted event within 60 s")
+        seconds = time.monotonic() - started
+    return {"seconds": seconds, "rate": stats.rate(n, seconds), "cpu": cpu.usage}
+
+
+def _emit_loop(n: int, batch: int, progress: Progress) -> None:
     if batch == 1:
         for i in range(n):
             emit(NOOP, data={"i": i})
@@ -110,33 +120,30 @@ def _emit(n: int, batch: int, label: str) -> dict:
             emit_many([{"type": NOOP, "data": {"i": i}} for i in range(first, min(first + batch, n))])
             progress.update(first)
     progress.update(n)
-    progress.finish(note="emitted; waiting for the confirms")
-    if not background.flush(timeout=60):
-        raise RuntimeError("the background sender did not send every emitted event within 60 s")
-    seconds = time.monotonic() - started
-    return {"seconds": seconds, "rate": stats.rate(n, seconds)}
 
 
 def _throughput(route: Route, n: int, batch: int, workers: services.Workers, label: str) -> dict:
     """Emit ``n`` events with the workers running; the emit rate and the end-to-end rate."""
     started_at = timezone.now()
-    emitted = _emit(n, batch, label)
-    finished = _wait_succeeded(route, n, workers)
+    with machine.CpuDuring() as cpu:
+        emitted = _emit(n, batch, label)
+        finished = _wait_succeeded(route, n, workers)
     e2e_s = (finished - started_at).total_seconds()
     return {
         "count": n,
         "batch": batch,
         "emit": emitted,
-        "end_to_end": {"seconds": e2e_s, "rate": stats.rate(n, e2e_s)},
+        "end_to_end": {"seconds": e2e_s, "rate": stats.rate(n, e2e_s), "cpu": cpu.usage},
     }
 
 
 def _drain(route: Route, n: int, workers: services.Workers) -> dict:
     """Workers started on a full queue: from the first delivery started to the last one recorded."""
-    finished = _wait_succeeded(route, n, workers)
+    with machine.CpuDuring() as cpu:
+        finished = _wait_succeeded(route, n, workers)
     first = Delivery.objects.filter(route=route).aggregate(first=Min("started_at"))["first"]
     seconds = (finished - first).total_seconds()
-    return {"seconds": seconds, "rate": stats.rate(n, seconds)}
+    return {"seconds": seconds, "rate": stats.rate(n, seconds), "cpu": cpu.usage}
 
 
 def _wait_succeeded(route: Route, n: int, workers: services.Workers) -> datetime:
@@ -168,13 +175,14 @@ def _wait_succeeded(route: Route, n: int, workers: services.Workers) -> datetime
 def _latency(route: Route, rate: float, seconds: float, out_dir: str, workers: services.Workers) -> dict:
     """Emit at ``rate``, one event per transaction; latency to handler start and to outcome recorded."""
     phase = f"-{rate:g}"
-    pacing_result = pacing.at_rate(
-        lambda i: emit(LATENCY, data={"t": time.time(), "p": phase}),
-        rate=rate,
-        seconds=seconds,
-        label=f"eventhub latency at {rate:g}/s",
-        on_thread_exit=connection.close,
-    )
+    with machine.CpuDuring() as cpu:
+        pacing_result = pacing.at_rate(
+            lambda i: emit(LATENCY, data={"t": time.time(), "p": phase}),
+            rate=rate,
+            seconds=seconds,
+            label=f"eventhub latency at {rate:g}/s",
+            on_thread_exit=connection.close,
+        )
     count = pacing_result["sent"]
     _wait_succeeded(route, count, workers)
     rows = Delivery.objects.filter(route=route).values_list("finished_at", "event__data")
@@ -182,6 +190,7 @@ def _latency(route: Route, rate: float, seconds: float, out_dir: str, workers: s
     started = [r[0] for r in recorder.read(out_dir, f"eventhub{phase}")]
     return {
         "pacing": pacing_result,
+        "cpu": cpu.usage,
         "start": stats.latency_summary(started),
         "done": stats.latency_summary(recorded),
     }

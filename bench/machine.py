@@ -81,3 +81,15 @@ def describe() -> dict:
         "python": platform.python_version(),
         "platform": platform.platform(),
     }
+
+
+class CpuDuring:
+    """Context manager: the machine's CPU busy and stolen percentages over the block (``.usage``)."""
+
+    def __enter__(self) -> "CpuDuring":
+        self.before = CpuTimes.now()
+        self.usage: dict[str, float | None] = {}
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.usage = cpu_usage(self.before, CpuTimes.now())

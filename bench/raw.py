@@ -27,17 +27,20 @@ def run(
     try:
         result = {"load_before": machine.load()}
         progress = Progress("raw send", n)
-        started = time.monotonic()
-        for i in range(n):
-            noop.send(i)
-            if i % 256 == 0:
-                progress.update(i)
-        send_s = time.monotonic() - started
+        with machine.CpuDuring() as cpu:
+            started = time.monotonic()
+            for i in range(n):
+                noop.send(i)
+                if i % 256 == 0:
+                    progress.update(i)
+            send_s = time.monotonic() - started
         progress.update(n)
         progress.finish()
-        result["send"] = {"count": n, "seconds": send_s, "rate": stats.rate(n, send_s)}
+        result["send"] = {"count": n, "seconds": send_s, "rate": stats.rate(n, send_s), "cpu": cpu.usage}
         workers = services.raw_workers(queue, processes, threads, out_dir, log)
-        result["drain"] = _drain(watcher, queue, n, workers)
+        with machine.CpuDuring() as cpu:
+            result["drain"] = _drain(watcher, queue, n, workers)
+        result["drain"]["cpu"] = cpu.usage
         workers.wait_consuming(queue, processes)
         result["latency"] = {_key(rate): _latency(latency, rate, seconds, out_dir, workers) for rate in rates}
         result["load_after"] = machine.load()
@@ -55,16 +58,18 @@ def _key(rate: float) -> str:
 
 def _latency(actor, rate: float, seconds: float, out_dir: str, workers: services.Workers) -> dict:
     phase = f"-{_key(rate)}"
-    pacing_result = pacing.at_rate(
-        lambda i: actor.send(time.time(), phase),
-        rate=rate,
-        seconds=seconds,
-        label=f"raw latency at {rate:g}/s",
-    )
+    with machine.CpuDuring() as cpu:
+        pacing_result = pacing.at_rate(
+            lambda i: actor.send(time.time(), phase),
+            rate=rate,
+            seconds=seconds,
+            label=f"raw latency at {rate:g}/s",
+        )
     _wait_recorded(out_dir, f"raw{phase}", pacing_result["sent"], workers)
     rows = recorder.read(out_dir, f"raw{phase}")
     return {
         "pacing": pacing_result,
+        "cpu": cpu.usage,
         "start": stats.latency_summary([r[0] for r in rows]),
         "done": stats.latency_summary([r[1] for r in rows]),
     }

@@ -52,7 +52,7 @@ def _get(results: dict, path: tuple[str, ...]) -> float:
         if not isinstance(value, dict) or key not in value:
             return math.nan
         value = value[key]
-    return float(value)
+    return math.nan if value is None else float(value)
 
 
 def _ratio(a: float, b: float) -> float:
@@ -188,6 +188,28 @@ def header(config: dict) -> list[str]:
     return lines
 
 
+# The phases whose CPU use tells what bounds them (machine-wide busy %, median over the rounds).
+CPU_PHASES = [
+    ("raw send", ("raw", "send", "cpu", "busy_pct")),
+    ("raw drain", ("raw", "drain", "cpu", "busy_pct")),
+    ("emit 1-by-1", ("eventhub", "single", "emit", "cpu", "busy_pct")),
+    ("eventhub drain", ("eventhub", "single", "drain", "cpu", "busy_pct")),
+    ("batched end to end", ("eventhub", "batched", "end_to_end", "cpu", "busy_pct")),
+    ("requests loop", ("webhooks", "fast", "requests", "cpu", "busy_pct")),
+    ("eventhub webhooks", ("webhooks", "fast", "eventhub", "cpu", "busy_pct")),
+]
+
+
+def cpu_line(rounds: list[dict]) -> str:
+    """How busy the machine's CPUs were in each phase: near 100% means the phase was CPU-bound."""
+    parts = []
+    for name, path in CPU_PHASES:
+        value = spread([_get(r, path) for r in rounds])["median"]
+        if not math.isnan(value):
+            parts.append(f"{name} {value:.0f}%")
+    return "CPU busy (whole machine) during: " + ", ".join(parts) if parts else ""
+
+
 def render(rounds: list[dict], config: dict) -> str:
     """The printed report: the header, the table and the targets."""
     n = len(rounds)
@@ -211,7 +233,7 @@ def render(rounds: list[dict], config: dict) -> str:
         return "| " + " | ".join(padded) + " |"
 
     out = [*header(config), line(titles), "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
-    out += [line(row) for row in body] + [""]
+    out += [line(row) for row in body] + ["", cpu_line(rounds), ""]
     for t in targets(rounds):
         mark = "met" if t["met"] else ("not measured" if math.isnan(t["value"]) else "NOT met")
         out.append(f"target {t['target']}: {t['value']:.2f} ({mark})")

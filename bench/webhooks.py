@@ -23,7 +23,7 @@ from pathlib import Path
 from django.db.models import Max, Min
 from django.utils import timezone
 
-from bench import services, stats
+from bench import machine, services, stats
 from bench.progress import Progress, say
 from eventhub import broker as brokers
 from eventhub import emit_many
@@ -49,7 +49,10 @@ def run(*, n: int, processes: int, threads: int, queue: str, out_dir: Path) -> d
             with Receiver(delay, out_dir / f"receiver-{len(result)}.log") as receiver:
                 say(f"  webhooks, {name}: port {receiver.port}, {processes} x {per_process} threads")
                 url = f"http://127.0.0.1:{receiver.port}/hook"
-                baseline = _baseline(_bodies(route, count), url, processes, per_process, out_dir)
+                items = _bodies(route, count)
+                with machine.CpuDuring() as cpu:
+                    baseline = _baseline(items, url, processes, per_process, out_dir)
+                baseline["cpu"] = cpu.usage
                 hub = _eventhub(route, url, count, processes, per_process, queue, out_dir)
                 result[name] = {
                     "count": count,
@@ -167,21 +170,26 @@ def _eventhub(
     log = out_dir / "eventhub-webhook-workers.log"
     workers = services.eventhub_workers(queue, processes, threads, str(out_dir), log)
     try:
-        deliveries = Delivery.objects.filter(route=route)
-        progress = Progress("eventhub webhook deliveries", count)
-        deadline = time.monotonic() + 120 + count / 20
-        while (done := deliveries.filter(status=Delivery.Status.SUCCEEDED).count()) < count:
-            failed = deliveries.filter(status__in=[Delivery.Status.DEAD, Delivery.Status.RETRYING]).first()
-            if failed is not None:
-                raise RuntimeError(f"webhook delivery {failed.pk} failed: {failed.last_error}")
-            if time.monotonic() > deadline or workers.process.poll() is not None:
-                raise RuntimeError(f"eventhub workers did not deliver {count} webhooks; see {log}")
-            progress.update(done)
-            time.sleep(0.5)
-        progress.update(count)
-        progress.finish()
+        with machine.CpuDuring() as cpu:
+            _wait_delivered(route, count, workers, log)
     finally:
         workers.stop()
-    span = deliveries.aggregate(first=Min("started_at"), last=Max("finished_at"))
+    span = Delivery.objects.filter(route=route).aggregate(first=Min("started_at"), last=Max("finished_at"))
     seconds = (span["last"] - span["first"]).total_seconds()
-    return {"seconds": seconds, "rate": stats.rate(count, seconds)}
+    return {"seconds": seconds, "rate": stats.rate(count, seconds), "cpu": cpu.usage}
+
+
+def _wait_delivered(route: Route, count: int, workers: services.Workers, log: Path) -> None:
+    deliveries = Delivery.objects.filter(route=route)
+    progress = Progress("eventhub webhook deliveries", count)
+    deadline = time.monotonic() + 120 + count / 20
+    while (done := deliveries.filter(status=Delivery.Status.SUCCEEDED).count()) < count:
+        failed = deliveries.filter(status__in=[Delivery.Status.DEAD, Delivery.Status.RETRYING]).first()
+        if failed is not None:
+            raise RuntimeError(f"webhook delivery {failed.pk} failed: {failed.last_error}")
+        if time.monotonic() > deadline or workers.process.poll() is not None:
+            raise RuntimeError(f"eventhub workers did not deliver {count} webhooks; see {log}")
+        progress.update(done)
+        time.sleep(0.5)
+    progress.update(count)
+    progress.finish()
