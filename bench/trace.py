@@ -75,7 +75,7 @@ def install() -> None:
     install.done = True
     gc.callbacks.append(_on_gc)
     from eventhub.db import process_cache
-    from eventhub.outbox import background
+    from eventhub.outbox import background, send
     from eventhub.worker import upkeep, writes
 
     cache = process_cache.ProcessCache
@@ -86,9 +86,15 @@ def install() -> None:
     background.send_deliveries = _timed(
         "sender batch", background.send_deliveries, lambda items: {"n": len(items)}
     )
-    writes._writes.run_batch = _timed(
-        "write batch", writes._writes.run_batch, lambda batch: {"n": len(batch)}
-    )
+    publish = send._publish_confirmed
+    send._publish_confirmed = _timed("publish and confirm", publish, lambda broker, items: {"n": len(items)})
+    send.mark_queued = _timed("mark queued", send.mark_queued, lambda ids: {"n": len(ids)})
+
+    def batch_kind(batch) -> dict:
+        outcomes = sum(isinstance(r, writes.OutcomeRequest) for r in batch)
+        return {"n": len(batch), "name": "with outcomes" if outcomes else "claims only"}
+
+    writes._writes.run_batch = _timed("write batch", writes._writes.run_batch, batch_kind)
     upkeep._round = _timed("upkeep round", upkeep._round)
 
 
