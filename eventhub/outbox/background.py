@@ -7,8 +7,12 @@ The outbox makes waiting for them unnecessary: the deliveries are committed
 pending after ``RELAY_AFTER_SECONDS`` (the process died, the broker was down,
 the hand-over queue was full). So emit hands its deliveries to one sender
 thread per process and returns. The thread sends whatever has gathered
-meanwhile as one batch (one confirm wait, one mark), which also makes many
-single emits as cheap to send as one ``emit_many``.
+meanwhile as one batch (one confirm wait), which also makes many single emits
+as cheap to send as one ``emit_many``. Marking the confirmed deliveries queued
+is left to a second thread, so that the next batch is published while the last
+one is being marked: a mark can wait for the database (a busy WAL), and on the
+sender's own thread every message emitted meanwhile waited with it
+(bench.stalls).
 
 At exit the process waits (up to ``SEND_FLUSH_SECONDS``) for what it handed
 over, so a short command such as ``manage.py emit`` delivers at once rather than
@@ -26,6 +30,7 @@ from django.db import connection
 
 from eventhub import broker
 from eventhub.conf import eventhub_settings
+from eventhub.outbox import send
 from eventhub.outbox.message import Outgoing
 from eventhub.outbox.send import send_deliveries
 
@@ -41,6 +46,8 @@ class _Sender:
         self.cond = threading.Condition(threading.Lock())
         self.waiting: deque[Outgoing] = deque()
         self.in_flight = 0
+        self.marks: list[int] = []  # confirmed, not yet marked queued
+        self.marking = 0
         self.thread: threading.Thread | None = None
         self.pid = 0
         self.dropped = 0
@@ -65,13 +72,17 @@ class _Sender:
         with self.cond:
             if self.pid != os.getpid():
                 return True  # the parent's queue is not ours to wait for
-            return self.cond.wait_for(lambda: not self.waiting and not self.in_flight, timeout)
+            return self.cond.wait_for(
+                lambda: not (self.waiting or self.in_flight or self.marks or self.marking), timeout
+            )
 
     def _start(self) -> None:
         # In a forked child the parent's queue and thread are gone: start afresh.
         self.waiting, self.in_flight, self.pid = deque(), 0, os.getpid()
+        self.marks, self.marking = [], 0
         self.thread = threading.Thread(target=self._run, name="eventhub-sender", daemon=True)
         self.thread.start()
+        threading.Thread(target=self._mark, name="eventhub-sender-marks", daemon=True).start()
 
     def _run(self) -> None:
         while True:
@@ -81,7 +92,7 @@ class _Sender:
                 batch = [self.waiting.popleft() for _ in range(count)]
                 self.in_flight = count
             try:
-                send_deliveries(batch)  # never raises; what fails stays pending
+                send_deliveries(batch, mark=self._hand_over_marks)  # never raises; what fails stays pending
             except Exception:  # noqa: BLE001 - the thread must outlive any one batch
                 logger.exception("Sending %d deliveries failed; they stay pending for the relay.", count)
             finally:
@@ -89,6 +100,25 @@ class _Sender:
                 connection.close_if_unusable_or_obsolete()
                 with self.cond:
                     self.in_flight = 0
+                    self.cond.notify_all()
+
+    def _hand_over_marks(self, delivery_ids) -> None:
+        with self.cond:
+            self.marks.extend(delivery_ids)
+            self.cond.notify_all()
+
+    def _mark(self) -> None:
+        while True:
+            with self.cond:
+                self.cond.wait_for(lambda: self.marks)
+                ids, self.marks = self.marks, []
+                self.marking = len(ids)
+            try:
+                send.mark_queued(ids)  # never raises; a delivery left pending is sent again by the relay
+            finally:
+                connection.close_if_unusable_or_obsolete()
+                with self.cond:
+                    self.marking = 0
                     self.cond.notify_all()
 
 

@@ -8,7 +8,7 @@ between commit and send) is picked up by the outbox relay, which calls
 
 import functools
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import dramatiq
 from django.db import connection
@@ -24,12 +24,13 @@ from eventhub.outbox.message import Outgoing, message_for
 logger = logging.getLogger(__name__)
 
 
-def send_deliveries(items: Sequence[Outgoing]) -> int:
+def send_deliveries(items: Sequence[Outgoing], *, mark: Callable[[Sequence[int]], None] | None = None) -> int:
     """Publish one message per delivery and mark the confirmed ones queued; returns how many.
 
     On RabbitMQ the whole batch is published and then its confirms awaited once
     (see eventhub.broker.confirms). Never raises: a delivery whose send fails or is not
-    confirmed stays pending for the relay.
+    confirmed stays pending for the relay. ``mark`` replaces :func:`mark_queued` (the
+    background sender hands the confirmed ids to a thread of their own).
     """
     if not items:
         return 0
@@ -38,7 +39,7 @@ def send_deliveries(items: Sequence[Outgoing]) -> int:
         sent = _publish_confirmed(broker, items)
     else:
         sent = _enqueue_each(broker, items)
-    mark_queued(sent)
+    (mark or mark_queued)(sent)
     brokers.ensure_embedded_worker()
     return len(sent)
 
