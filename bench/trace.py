@@ -3,8 +3,9 @@
 With ``BENCH_TRACE_DIR`` set, each process (the harness, every worker process,
 the upkeep process) appends one JSON line per event to ``trace-<pid>.jsonl``
 there: garbage collections, reloads of the per-process route and hook copies,
-the background sender's batches, the worker's combined write batches and the
-upkeep rounds, each with its wall-clock start and duration. Only the bench
+the background sender's publishing, confirm waits and marking queued, the
+worker's combined write batches and the upkeep rounds, each with its wall-clock
+start and duration. Only the bench
 installs this (bench/apps.py), by wrapping those functions: eventhub itself is
 not changed. Read the files with :func:`read`.
 """
@@ -74,6 +75,7 @@ def install() -> None:
         return
     install.done = True
     gc.callbacks.append(_on_gc)
+    from eventhub.broker import confirms
     from eventhub.db import process_cache
     from eventhub.outbox import background, send
     from eventhub.worker import upkeep, writes
@@ -83,11 +85,11 @@ def install() -> None:
     cache._background_load = _timed(
         "background reload", cache._background_load, lambda self: {"name": self.name}
     )
-    background.send_deliveries = _timed(
-        "sender batch", background.send_deliveries, lambda items: {"n": len(items)}
+    background.start_send = _timed("publish", background.start_send, lambda items: {"n": len(items)})
+    publisher = confirms.ConfirmingPublisher
+    publisher.wait = _timed(
+        "confirm wait", publisher.wait, lambda self, batch, **kw: {"n": len(batch.messages)}
     )
-    publish = send._publish_confirmed
-    send._publish_confirmed = _timed("publish and confirm", publish, lambda broker, items: {"n": len(items)})
     send.mark_queued = _timed("mark queued", send.mark_queued, lambda ids: {"n": len(ids)})
 
     def batch_kind(batch) -> dict:

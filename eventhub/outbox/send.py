@@ -24,39 +24,50 @@ from eventhub.outbox.message import Outgoing, message_for
 logger = logging.getLogger(__name__)
 
 
-def send_deliveries(items: Sequence[Outgoing], *, mark: Callable[[Sequence[int]], None] | None = None) -> int:
+def send_deliveries(items: Sequence[Outgoing]) -> int:
     """Publish one message per delivery and mark the confirmed ones queued; returns how many.
 
     On RabbitMQ the whole batch is published and then its confirms awaited once
     (see eventhub.broker.confirms). Never raises: a delivery whose send fails or is not
-    confirmed stays pending for the relay. ``mark`` replaces :func:`mark_queued` (the
-    background sender hands the confirmed ids to a thread of their own).
+    confirmed stays pending for the relay.
     """
-    if not items:
-        return 0
-    broker = brokers.get_broker()
-    if isinstance(broker, RabbitmqBroker):
-        sent = _publish_confirmed(broker, items)
-    else:
-        sent = _enqueue_each(broker, items)
-    (mark or mark_queued)(sent)
+    sent = start_send(items)()
+    mark_queued(sent)
     brokers.ensure_embedded_worker()
     return len(sent)
 
 
-def _publish_confirmed(broker: RabbitmqBroker, items: Sequence[Outgoing]) -> list[int]:
+def start_send(items: Sequence[Outgoing]) -> Callable[[], list[int]]:
+    """Publish the deliveries' messages; returns a call that waits for the confirms and gives the sent ids.
+
+    Between the two, the caller may publish more (the background sender does: a confirm
+    wait no longer holds up the messages emitted meanwhile). Neither part raises.
+    """
+    if not items:
+        return list
+    broker = brokers.get_broker()
+    if not isinstance(broker, RabbitmqBroker):
+        sent = _enqueue_each(broker, items)
+        return lambda: sent
     messages = [message_for(item) for item in items]
     try:
         for queue in {item.queue for item in items}:
             broker.declare_queue(queue, ensure=True)  # once per queue and process
         for message in messages:
             broker.emit_before("enqueue", message, None)
-        confirmed = publisher_for(broker).publish([(m.queue_name, m.encode()) for m in messages])
+        publisher = publisher_for(broker)
+        batch = publisher.start([(m.queue_name, m.encode()) for m in messages])
     except Exception:
         logger.warning(
             "Broker send of %d deliveries failed; they stay pending for the relay.", len(items), exc_info=True
         )
-        return []
+        return list
+    return lambda: _confirmed(broker, items, messages, publisher.wait(batch))
+
+
+def _confirmed(
+    broker: RabbitmqBroker, items: Sequence[Outgoing], messages: list, confirmed: list[bool]
+) -> list[int]:
     for message, ok in zip(messages, confirmed, strict=True):
         if ok:
             broker.emit_after("enqueue", message, None)

@@ -19,13 +19,13 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def held_sender(monkeypatch):
     """The sender thread's sends wait until the test releases them."""
     release = threading.Event()
-    real = background.send_deliveries
+    real = background.start_send
 
-    def held(items, **options):
+    def held(items):
         release.wait(10)
-        return real(items, **options)
+        return real(items)
 
-    monkeypatch.setattr(background, "send_deliveries", held)
+    monkeypatch.setattr(background, "start_send", held)
     yield release
     release.set()
     background.flush()
@@ -51,12 +51,8 @@ def test_without_background_sending_emit_returns_after_the_confirm(rabbitmq_brok
 def test_many_single_emits_go_out_in_few_batches(rabbitmq_broker, queue_name, monkeypatch):
     factories.route(factories.event_type("order.paid"), "h", queue=queue_name)
     batches = []
-    real = background.send_deliveries
-    monkeypatch.setattr(
-        background,
-        "send_deliveries",
-        lambda items, **options: batches.append(len(items)) or real(items, **options),
-    )
+    real = background.start_send
+    monkeypatch.setattr(background, "start_send", lambda items: batches.append(len(items)) or real(items))
     for i in range(200):
         emit("order.paid", data={"order_id": i})
     assert background.flush()
