@@ -13,8 +13,10 @@ def noop(envelope: dict) -> None:
 
 @consumer("bench.latency")
 def latency(envelope: dict) -> None:
-    """Record how long after emit() was called this handler started."""
-    recorder.record("eventhub", time.time() - envelope["data"]["t"])
+    """Record how long after emit() was called the handler started (per latency phase), when, which event."""
+    data = envelope["data"]
+    now = time.time()
+    recorder.record(f"eventhub{data.get('p', '')}", now - data["t"], now, data.get("i", -1))
 
 
 @consumer("bench.keyed")

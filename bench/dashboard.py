@@ -55,7 +55,7 @@ def pages() -> list[tuple[str, str]]:
 
 
 def time_page(client, url: str, *, repeat: int, warmup: int) -> dict:
-    """Median, p95 and max milliseconds of ``repeat`` requests, plus the query count of one."""
+    """Median, p95 and max milliseconds of ``repeat`` requests, plus the query count and SQL time of one."""
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
@@ -76,6 +76,8 @@ def time_page(client, url: str, *, repeat: int, warmup: int) -> dict:
         "p95_ms": samples[min(len(samples) - 1, int(len(samples) * 0.95))],
         "max_ms": samples[-1],
         "queries": len(queries),
+        # The database's share of one request (the rest is Python: views, templates).
+        "sql_ms": sum(float(q["time"]) for q in queries.captured_queries) * 1000,
     }
 
 
@@ -113,24 +115,31 @@ def main(argv: list[str] | None = None) -> int:
     import django
 
     django.setup()
+    from bench import machine
+
     client = staff_client()
+    described = machine.describe()
     print(
-        f"Dashboard server time, {table_size()}; {args.repeat} requests per page after {args.warmup} warm-up"
+        f"Dashboard server time, {table_size()}; {args.repeat} requests per page after {args.warmup} "
+        f"warm-up; {described['cpu_model']}, {described['cores']} cores; load before {machine.load()}"
     )
-    print(f"{'page':<26} {'median ms':>10} {'p95 ms':>8} {'max ms':>8} {'queries':>8}")
+    print(f"{'page':<26} {'median ms':>10} {'p95 ms':>8} {'max ms':>8} {'queries':>8} {'SQL ms':>7}")
     results, slow = {}, []
-    for name, url in pages():
-        result = time_page(client, url, repeat=args.repeat, warmup=args.warmup)
-        results[name] = {"url": url, **result}
-        flag = "  over budget" if result["p95_ms"] > BUDGET_MS else ""
-        slow += [name] if flag else []
-        print(
-            f"{name:<26} {result['median_ms']:>10.1f} {result['p95_ms']:>8.1f} "
-            f"{result['max_ms']:>8.1f} {result['queries']:>8}{flag}"
-        )
+    with machine.CpuDuring() as cpu:
+        for name, url in pages():
+            result = time_page(client, url, repeat=args.repeat, warmup=args.warmup)
+            results[name] = {"url": url, **result}
+            flag = "  over budget" if result["p95_ms"] > BUDGET_MS else ""
+            slow += [name] if flag else []
+            print(
+                f"{name:<26} {result['median_ms']:>10.1f} {result['p95_ms']:>8.1f} "
+                f"{result['max_ms']:>8.1f} {result['queries']:>8} {result['sql_ms']:>7.1f}{flag}"
+            )
+    print(f"load after {machine.load()}; CPU busy {cpu.usage['busy_pct']}%, stolen {cpu.usage['steal_pct']}%")
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(results, indent=2))
+        document = {"machine": described, "cpu": cpu.usage, "load_after": machine.load(), "pages": results}
+        Path(args.json).write_text(json.dumps(document, indent=2))
     print(f"p95 over {BUDGET_MS:.0f} ms: {', '.join(slow) if slow else 'none'}")
     return 1 if slow else 0
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from django.utils import timezone
 
-from bench import eh, recorder, services, stats
+from bench import eh, machine, recorder, services, stats
 from eventhub import emit_many
 from eventhub.models import Route
 from eventhub.outbox import background
@@ -42,7 +42,7 @@ def run(
     workers = services.eventhub_workers(queue, processes, threads, out_dir, log)
     try:
         workers.wait_consuming(queue, processes)
-        result = {"n": n, "keys": keys, "batch": batch, "rounds": rounds, "load_before": stats.load()}
+        result = {"n": n, "keys": keys, "batch": batch, "rounds": rounds, "load_before": machine.load()}
         tries: dict[str, list[dict]] = {name: [] for name in routes}
         for _ in range(rounds):
             for name, route in routes.items():
@@ -56,7 +56,7 @@ def run(
             result[name] = {**max(phases, key=lambda p: p["rate"]), "rounds": phases}
             result[name]["order"] = _worst(p["order"] for p in phases)
         result["ratio"] = result[ORDERED]["rate"] / result[UNORDERED]["rate"]
-        result["load_after"] = stats.load()
+        result["load_after"] = machine.load()
         return result
     finally:
         workers.stop()
@@ -74,7 +74,7 @@ def _route(name: str, queue: str, *, ordered: bool) -> Route:
 def _checked_phase(name: str, route: Route, *, out_dir: str, workers: services.Workers, **sizes: int) -> dict:
     phase = _phase(name, route, workers=workers, **sizes)
     phase["order"] = check_order(recorder.read(out_dir, name))
-    phase["load"] = stats.load()
+    phase["load"] = machine.load()
     return phase
 
 

@@ -1,47 +1,53 @@
-"""What the benchmark is doing while it runs: a line on stderr when a phase starts, every few seconds
-while it runs (how many, of how many, how fast) and when it ends, so a run of minutes is never silent.
+"""Progress lines while a phase runs: which phase, how far, the rate so far.
 
-The table on stdout is unchanged.
+A full run takes many minutes; without these it would print nothing until the
+end. Lines go to stderr (the table goes to stdout), at most every
+``EVERY_SECONDS``; on a terminal each line overwrites the previous one.
 """
 
 import sys
 import time
-from collections.abc import Callable
 
 EVERY_SECONDS = 2.0
 
 
 class Progress:
-    """One phase: ``update(done)`` as often as convenient; it prints at most every EVERY_SECONDS."""
+    """One phase's progress: call ``update(done)`` as often as convenient, ``finish()`` at the end."""
 
-    def __init__(self, phase: str, total: int = 0, *, unit: str = "events") -> None:
-        self.phase, self.total, self.unit = phase, total, unit
-        self.started = self.last = time.monotonic()
-        self._say(f"started ({total:,} {unit})" if total else "started")
+    def __init__(self, label: str, total: int | None = None, *, unit: str = "msg", stream=None) -> None:
+        self.label, self.total, self.unit = label, total, unit
+        self.stream = stream or sys.stderr
+        self.started = time.monotonic()
+        self._last_print = self.started
+        self._tty = self.stream.isatty()
+        self.done = 0
 
-    def due(self) -> bool:
-        """Whether the next update would print (so a caller can skip counting until then)."""
-        return time.monotonic() - self.last >= EVERY_SECONDS
+    def update(self, done: int, *, note: str = "") -> None:
+        """Record ``done`` items so far; prints when the last line is old enough."""
+        self.done = done
+        now = time.monotonic()
+        if now - self._last_print >= EVERY_SECONDS:
+            self._last_print = now
+            self._print(note)
 
-    def update(self, done: int) -> None:
-        """Report ``done`` so far, if a line is due."""
-        if self.due():
-            self.last = time.monotonic()
-            self._say(self._figures(done))
+    def finish(self, *, note: str = "") -> None:
+        """Print the phase's final line."""
+        self._print(note, final=True)
 
-    def counting(self, count: Callable[[], int]) -> Callable[[], None]:
-        """A callback for polling loops: calls ``count()`` only when a line is due."""
-        return lambda: self.update(count()) if self.due() else None
-
-    def finish(self, done: int | None = None) -> None:
-        """The phase's last line."""
-        self._say(f"done: {self._figures(self.total if done is None else done)}")
-
-    def _figures(self, done: int) -> str:
+    def _print(self, note: str, *, final: bool = False) -> None:
         elapsed = time.monotonic() - self.started
-        rate = done / elapsed if elapsed > 0 else 0.0
-        of = f"/{self.total:,}" if self.total else ""
-        return f"{done:,}{of} {self.unit}, {rate:,.0f}/s, {elapsed:.1f} s"
+        of = f"/{self.total:,}" if self.total is not None else ""
+        rate = f", {self.done / elapsed:,.0f} {self.unit}/s" if elapsed > 0 and self.done else ""
+        line = f"  {self.label}: {self.done:,}{of} in {elapsed:.1f} s{rate}{f' ({note})' if note else ''}"
+        if self._tty:
+            self.stream.write("\r\x1b[K" + line + ("\n" if final else ""))
+        else:
+            self.stream.write(line + "\n")
+        self.stream.flush()
 
-    def _say(self, text: str) -> None:
-        print(f"[bench] {self.phase}: {text}", file=sys.stderr, flush=True)
+
+def say(text: str, *, stream=None) -> None:
+    """A line between phases (round headers, workers starting)."""
+    stream = stream or sys.stderr
+    stream.write(text + "\n")
+    stream.flush()

@@ -22,9 +22,9 @@ def declare(broker: dramatiq.Broker, queue: str) -> tuple[dramatiq.Actor, dramat
     def bench_noop(i: int) -> None:
         pass
 
-    def bench_latency(sent: float) -> None:
+    def bench_latency(sent: float, phase: str = "") -> None:
         started = time.time()
-        recorder.record("raw", started - sent, time.time() - sent)
+        recorder.record(f"raw{phase}", started - sent, time.time() - sent)
 
     return (
         dramatiq.actor(bench_noop, broker=broker, queue_name=queue, max_retries=0),

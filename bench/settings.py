@@ -23,7 +23,12 @@ if "DATABASE_URL" not in env.ENVIRON:
         }
     }
 # The benchmark is about RabbitMQ: it never runs on the embedded broker.
-EVENTHUB = {**EVENTHUB, "BROKER_URL": env("BROKER_URL", default="amqp://guest:guest@127.0.0.1:5672/%2F")}
+EVENTHUB = {
+    **EVENTHUB,
+    "BROKER_URL": env("BROKER_URL", default="amqp://guest:guest@127.0.0.1:5672/%2F"),
+    # The webhook phases post to a receiver the bench starts on loopback: allowed here only.
+    "WEBHOOK_ALLOWED_NETWORKS": ["127.0.0.0/8"],
+}
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -1,7 +1,7 @@
-"""Small numeric helpers: rates, percentiles, the machine's load."""
+"""Small numeric helpers: rates, percentiles, the spread of repeated measurements."""
 
 import math
-import os
+import statistics
 
 
 def rate(count: int, seconds: float) -> float:
@@ -30,6 +30,9 @@ def latency_summary(seconds: list[float]) -> dict[str, float]:
     }
 
 
-def load() -> list[float]:
-    """The 1, 5 and 15 minute load averages (what `uptime` shows)."""
-    return [round(x, 2) for x in os.getloadavg()]
+def spread(values: list[float]) -> dict[str, float | list[float]]:
+    """Median, min and max of repeated measurements (NaNs left out), with the values themselves."""
+    known = [v for v in values if not math.isnan(v)]
+    if not known:
+        return {"median": math.nan, "min": math.nan, "max": math.nan, "values": values}
+    return {"median": statistics.median(known), "min": min(known), "max": max(known), "values": values}

@@ -84,10 +84,22 @@ class ConfirmingPublisher:
         caller must be ready to send it again. Raises PublishError when RabbitMQ cannot
         be reached at all.
         """
+        return self.wait(self.start(messages), timeout=timeout)
+
+    def start(self, messages: Sequence[tuple[str, bytes]]) -> "_Batch":
+        """Hand ``messages`` to the I/O thread and return at once; :meth:`wait` for their confirms.
+
+        Several batches may be in flight: the next can be published while RabbitMQ
+        still has to confirm the last (it confirms in order, often many at once).
+        """
         batch = _Batch(messages)
         if messages:
             self._connection().submit(batch)
-            batch.done.wait(timeout)
+        return batch
+
+    def wait(self, batch: "_Batch", *, timeout: float = 10.0) -> list[bool]:
+        """Per message of a started batch, whether RabbitMQ confirmed it (False after ``timeout``)."""
+        batch.done.wait(timeout)
         with self._lock:
             return list(batch.confirmed)
 

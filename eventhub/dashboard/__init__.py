@@ -8,6 +8,6 @@ the Prometheus endpoint; ``seeding`` writes synthetic history to try it at scale
 # Only the seeding functions are imported here: ``metrics`` imports prometheus_client, which a
 # worker process may import only after Dramatiq's Prometheus middleware has set its multiprocess
 # directory (the admin imports this package in every process).
-from eventhub.dashboard.seeding import SeedPlan, seed
+from eventhub.dashboard.seeding import SeedPlan, SeedResult, seed
 
-__all__ = ["SeedPlan", "seed"]
+__all__ = ["SeedPlan", "SeedResult", "seed"]

@@ -6,9 +6,13 @@ The outbox makes waiting for them unnecessary: the deliveries are committed
 ``pending`` before anything is sent, and the relay sends any delivery still
 pending after ``RELAY_AFTER_SECONDS`` (the process died, the broker was down,
 the hand-over queue was full). So emit hands its deliveries to one sender
-thread per process and returns. The thread sends whatever has gathered
-meanwhile as one batch (one confirm wait, one mark), which also makes many
-single emits as cheap to send as one ``emit_many``.
+thread per process and returns. The thread publishes whatever has gathered
+meanwhile as one batch, which also makes many single emits as cheap to send as
+one ``emit_many``. A second thread awaits each batch's confirms (one wait per
+batch) and marks its deliveries queued, so the next batch is published while
+RabbitMQ confirms the last and the database marks it: a confirm waits for
+RabbitMQ's disk, a mark for PostgreSQL's, and on the publishing thread every
+message emitted meanwhile waited with them (bench.stalls).
 
 At exit the process waits (up to ``SEND_FLUSH_SECONDS``) for what it handed
 over, so a short command such as ``manage.py emit`` delivers at once rather than
@@ -20,27 +24,34 @@ import logging
 import os
 import threading
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from django.db import connection
 
 from eventhub import broker
 from eventhub.conf import eventhub_settings
+from eventhub.outbox import send
 from eventhub.outbox.message import Outgoing
-from eventhub.outbox.send import send_deliveries
+from eventhub.outbox.send import send_deliveries, start_send
 
 logger = logging.getLogger(__name__)
 
 # Deliveries waiting for the thread beyond this are left to the relay (the broker is down or slow).
 MAX_WAITING = 100_000
 BATCH = 5_000
+# Batches published and not yet confirmed: enough to keep publishing through a slow confirm.
+MAX_PUBLISHED = 16
 
 
 class _Sender:
+    """Two threads: one publishes what was handed over, one awaits each batch's confirms and marks it."""
+
     def __init__(self) -> None:
         self.cond = threading.Condition(threading.Lock())
         self.waiting: deque[Outgoing] = deque()
-        self.in_flight = 0
+        # Published batches, oldest first: (deliveries, the call that awaits their confirms).
+        self.published: deque[tuple[int, Callable[[], list[int]]]] = deque()
+        self.in_flight = 0  # deliveries taken from ``waiting`` and not yet marked (or failed)
         self.thread: threading.Thread | None = None
         self.pid = 0
         self.dropped = 0
@@ -65,30 +76,46 @@ class _Sender:
         with self.cond:
             if self.pid != os.getpid():
                 return True  # the parent's queue is not ours to wait for
-            return self.cond.wait_for(lambda: not self.waiting and not self.in_flight, timeout)
+            return self.cond.wait_for(lambda: not (self.waiting or self.in_flight), timeout)
 
     def _start(self) -> None:
-        # In a forked child the parent's queue and thread are gone: start afresh.
-        self.waiting, self.in_flight, self.pid = deque(), 0, os.getpid()
-        self.thread = threading.Thread(target=self._run, name="eventhub-sender", daemon=True)
+        # In a forked child the parent's queue and threads are gone: start afresh.
+        self.waiting, self.published, self.in_flight, self.pid = deque(), deque(), 0, os.getpid()
+        self.thread = threading.Thread(target=self._publish, name="eventhub-sender", daemon=True)
         self.thread.start()
+        threading.Thread(target=self._confirm_and_mark, name="eventhub-sender-marks", daemon=True).start()
 
-    def _run(self) -> None:
+    def _publish(self) -> None:
         while True:
             with self.cond:
-                self.cond.wait_for(lambda: self.waiting)
+                self.cond.wait_for(lambda: self.waiting and len(self.published) < MAX_PUBLISHED)
                 count = min(len(self.waiting), BATCH)
                 batch = [self.waiting.popleft() for _ in range(count)]
-                self.in_flight = count
+                self.in_flight += count
             try:
-                send_deliveries(batch)  # never raises; what fails stays pending
+                finish = start_send(batch)  # never raises; what fails stays pending
             except Exception:  # noqa: BLE001 - the thread must outlive any one batch
                 logger.exception("Sending %d deliveries failed; they stay pending for the relay.", count)
+                finish = list
+            with self.cond:
+                self.published.append((count, finish))
+                self.cond.notify_all()
+
+    def _confirm_and_mark(self) -> None:
+        while True:
+            with self.cond:
+                self.cond.wait_for(lambda: self.published)
+                count, finish = self.published.popleft()
+                self.cond.notify_all()  # room for the publisher
+            try:
+                send.mark_queued(finish())  # neither raises; a delivery left pending is sent by the relay
+            except Exception:  # noqa: BLE001 - the thread must outlive any one batch
+                logger.exception("Confirming %d deliveries failed; they stay pending for the relay.", count)
             finally:
                 # As after a request: keep the connection for CONN_MAX_AGE, drop it if broken.
                 connection.close_if_unusable_or_obsolete()
                 with self.cond:
-                    self.in_flight = 0
+                    self.in_flight -= count
                     self.cond.notify_all()
 
 

@@ -6,7 +6,9 @@ into objects costs more than the rest of an emit. They change rarely (an operato
 edits them in the admin), so each process keeps them all in memory and reloads
 them at most every ``EVENTHUB["ROUTES_REFRESH_SECONDS"]``: an edit in another
 process takes effect within that time, an edit in this process at once (saves
-and deletes of event types and routes invalidate the copy).
+and deletes of event types and routes invalidate the copy). Worker and web
+processes reload it in a background thread (:func:`refresh_in_background`),
+so no emit or delivery waits for a reload.
 
 The copy is only ever loaded outside a transaction, from committed rows; inside
 one, a stale copy is bypassed and the rows are read directly, so a route created
@@ -17,7 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from django.core.signals import setting_changed
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import signals
 
 from eventhub.conf import eventhub_settings
@@ -33,18 +35,42 @@ class RouteTable:
     types: dict[str, EventType] = field(default_factory=dict)
     enabled: dict[int, list[Route]] = field(default_factory=dict)
     routes: dict[int, Route] = field(default_factory=dict)
+    version: str = ""  # a digest of every row it was read from ("" where not computed)
 
 
 def load(previous: RouteTable | None = None) -> RouteTable:
-    """Read every event type and route from the database (two queries)."""
+    """Read every event type and route (two queries), or keep ``previous`` when no row changed.
+
+    On PostgreSQL one query first asks for a digest of both tables' rows: the periodic
+    reload then costs that one round trip, not two queries turned into model
+    instances, unless something changed (any column, by any means: admin, a queryset
+    update, another process).
+    """
+    version = _version()
+    if previous is not None and version and previous.version == version:
+        return previous
     types = {t.pk: t for t in EventType.objects.all()}
-    table = RouteTable(types={t.name: t for t in types.values()})
+    table = RouteTable(types={t.name: t for t in types.values()}, version=version)
     for route in Route.objects.order_by("pk"):
         route.event_type = types[route.event_type_id]  # no query when a destination reads it
         table.routes[route.pk] = route
         if route.enabled:
             table.enabled.setdefault(route.event_type_id, []).append(route)
     return table
+
+
+def _version() -> str:
+    if connection.vendor != "postgresql":
+        return ""
+    qn = connection.ops.quote_name
+    digests = ", ".join(
+        f"(SELECT md5(coalesce(string_agg(t::text, ',' ORDER BY t.{qn(m._meta.pk.column)}), '')) "
+        f"FROM {qn(m._meta.db_table)} t)"
+        for m in (EventType, Route)
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {digests}")
+        return ":".join(cursor.fetchone())
 
 
 def current() -> RouteTable:
@@ -79,6 +105,21 @@ _cache: ProcessCache[RouteTable] = ProcessCache(
     committed_only=True,  # a route in the caller's uncommitted transaction is seen by it only
     name="routes",
 )
+
+
+def refresh_in_background() -> None:
+    """Keep this process's table fresh from a background thread (worker and web processes, at start).
+
+    Readers then never reload it themselves when the interval passes: a reload costs
+    milliseconds that would otherwise land on one emit, or in a worker process on every
+    thread waiting for the combined write (see eventhub.db.process_cache).
+    """
+    _cache.refresh_in_background()
+
+
+def stop_refreshing_in_background() -> None:
+    """Stop the background thread of :func:`refresh_in_background` (worker shutdown, tests)."""
+    _cache.stop_background()
 
 
 def connect_invalidation() -> None:

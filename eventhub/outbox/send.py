@@ -8,7 +8,7 @@ between commit and send) is picked up by the outbox relay, which calls
 
 import functools
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import dramatiq
 from django.db import connection
@@ -31,31 +31,43 @@ def send_deliveries(items: Sequence[Outgoing]) -> int:
     (see eventhub.broker.confirms). Never raises: a delivery whose send fails or is not
     confirmed stays pending for the relay.
     """
-    if not items:
-        return 0
-    broker = brokers.get_broker()
-    if isinstance(broker, RabbitmqBroker):
-        sent = _publish_confirmed(broker, items)
-    else:
-        sent = _enqueue_each(broker, items)
+    sent = start_send(items)()
     mark_queued(sent)
     brokers.ensure_embedded_worker()
     return len(sent)
 
 
-def _publish_confirmed(broker: RabbitmqBroker, items: Sequence[Outgoing]) -> list[int]:
+def start_send(items: Sequence[Outgoing]) -> Callable[[], list[int]]:
+    """Publish the deliveries' messages; returns a call that waits for the confirms and gives the sent ids.
+
+    Between the two, the caller may publish more (the background sender does: a confirm
+    wait no longer holds up the messages emitted meanwhile). Neither part raises.
+    """
+    if not items:
+        return list
+    broker = brokers.get_broker()
+    if not isinstance(broker, RabbitmqBroker):
+        sent = _enqueue_each(broker, items)
+        return lambda: sent
     messages = [message_for(item) for item in items]
     try:
         for queue in {item.queue for item in items}:
             broker.declare_queue(queue, ensure=True)  # once per queue and process
         for message in messages:
             broker.emit_before("enqueue", message, None)
-        confirmed = publisher_for(broker).publish([(m.queue_name, m.encode()) for m in messages])
+        publisher = publisher_for(broker)
+        batch = publisher.start([(m.queue_name, m.encode()) for m in messages])
     except Exception:
         logger.warning(
             "Broker send of %d deliveries failed; they stay pending for the relay.", len(items), exc_info=True
         )
-        return []
+        return list
+    return lambda: _confirmed(broker, items, messages, publisher.wait(batch))
+
+
+def _confirmed(
+    broker: RabbitmqBroker, items: Sequence[Outgoing], messages: list, confirmed: list[bool]
+) -> list[int]:
     for message, ok in zip(messages, confirmed, strict=True):
         if ok:
             broker.emit_after("enqueue", message, None)
@@ -110,6 +122,9 @@ def _update_pending_to_queued(delivery_ids: list[int]) -> None:
     # Bookkeeping the relay repairs (a lost mark means one more send, which the worker's
     # idempotent claim absorbs): commit it without waiting for the disk; see eventhub.db.durability.
     # Sorted: rows are locked in id order, as the worker's claims lock them (no deadlocks).
+    # Rows a worker holds are skipped, not waited for: that worker is claiming them (they will be
+    # running), and its batch may be waiting for a WAL flush; waiting for it held up this
+    # process's sender, and every message emitted meanwhile (bench.stalls: the latency outliers).
     params = (Delivery.Status.QUEUED, timezone.now(), sorted(delivery_ids), Delivery.Status.PENDING)
     durability.execute_relaxed_update((_mark_queued_sql(), params), prepare=True)
 
@@ -119,7 +134,9 @@ def _mark_queued_sql() -> str:
 
     qn, meta = connection.ops.quote_name, Delivery._meta
     status, queued_at = qn(meta.get_field("status").column), qn(meta.get_field("queued_at").column)
+    table, pk = qn(meta.db_table), qn(meta.pk.column)
     return (
-        f"UPDATE {qn(meta.db_table)} SET {status} = %s, {queued_at} = %s "
-        f"WHERE {qn(meta.pk.column)} = ANY(%s) AND {status} = %s"
+        f"UPDATE {table} SET {status} = %s, {queued_at} = %s WHERE {pk} IN "
+        f"(SELECT {pk} FROM {table} WHERE {pk} = ANY(%s) AND {status} = %s ORDER BY {pk} "
+        "FOR UPDATE SKIP LOCKED)"
     )

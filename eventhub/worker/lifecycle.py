@@ -3,10 +3,13 @@
 import logging
 import os
 
+from dramatiq.middleware import Middleware
+
 from eventhub import broker, discovery
 from eventhub.conf import eventhub_settings
 from eventhub.destinations import handler_names
 from eventhub.models import Route
+from eventhub.outbox import route_table
 from eventhub.worker.actor import RejectMalformed
 
 logger = logging.getLogger(__name__)
@@ -37,7 +40,7 @@ def prepare() -> None:
 def lifecycle_middleware() -> list:
     """Middleware that runs with the worker's lifecycle (registration, metrics)."""
     # Bad messages are dead-lettered before they reach an actor (the relay runs as a fork process).
-    middleware = [RejectMalformed()]
+    middleware = [RejectMalformed(), FreshRouteCopy()]
     if discovery.discovery_enabled():  # CONSUL_HTTP_ADDR set: register, heartbeat, deregister
         middleware.append(discovery.ConsulRegistration(handlers=handler_names))
     if os.environ.get(PROMETHEUS_ENV):
@@ -48,3 +51,17 @@ def lifecycle_middleware() -> list:
 
         middleware.append(Prometheus())
     return middleware
+
+
+class FreshRouteCopy(Middleware):
+    """Each worker process reloads its route copy in a background thread, never in a delivery's.
+
+    Reloaded by a worker thread, it would stall that thread's combined write and so
+    every thread of the process waiting on it, once per ROUTES_REFRESH_SECONDS.
+    """
+
+    def after_worker_boot(self, broker, worker):
+        route_table.refresh_in_background()
+
+    def before_worker_shutdown(self, broker, worker):
+        route_table.stop_refreshing_in_background()

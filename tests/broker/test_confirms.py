@@ -39,6 +39,15 @@ def test_a_batch_is_confirmed_message_by_message(publisher, queue_name):
     assert depth(queue_name) == 300
 
 
+def test_batches_started_before_any_wait_are_each_confirmed(publisher, queue_name):
+    declare(queue_name)
+    first = publisher.start([(queue_name, b"a"), ("no-such-queue-for-eventhub-tests", b"b")])
+    second = publisher.start([(queue_name, f"m{i}".encode()) for i in range(50)])  # while the first is out
+    assert publisher.wait(second) == [True] * 50
+    assert publisher.wait(first) == [True, False]
+    assert depth(queue_name) == 51
+
+
 def test_a_message_no_queue_takes_is_reported_unconfirmed(publisher, queue_name):
     declare(queue_name)
     confirmed = publisher.publish(

@@ -1,6 +1,7 @@
 """eventhub.db.process_cache: the per-process copy that routes and hooks share."""
 
 import threading
+import time
 
 import pytest
 from django.db import transaction
@@ -92,3 +93,108 @@ def test_threads_share_one_copy():
     for thread in threads:
         thread.join()
     assert results == [1] * 8 and source.reads == 1
+
+
+def wait_until(condition, timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.005)
+    return True
+
+
+class SlowSource(Source):
+    """A load that takes ``seconds`` and records which thread ran it."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__()
+        self.seconds, self.threads = seconds, []
+
+    def load(self, previous):
+        self.threads.append(threading.current_thread().name)
+        time.sleep(self.seconds)
+        return super().load(previous)
+
+
+def test_in_the_background_a_reader_never_waits_for_a_reload_and_sees_the_new_value_soon():
+    source = SlowSource(0.2)
+    cache = cache_of(source, interval=0.1)
+    cache.refresh_in_background()
+    assert wait_until(lambda: cache.loaded)
+    source.value = 2  # edited in another process
+    time.sleep(0.15)  # the interval has passed
+    started = time.monotonic()
+    assert cache.get() in (1, 2)
+    assert time.monotonic() - started < 0.05  # the reader did not load
+    assert wait_until(lambda: cache.get() == 2)
+    assert all(name.startswith("eventhub-refresh") for name in source.threads)
+
+
+def test_in_the_background_an_edit_in_this_process_is_still_read_at_once():
+    source = Source()
+    cache = cache_of(source, interval=60.0)
+    cache.refresh_in_background()
+    assert wait_until(lambda: cache.loaded)
+    source.value = 3
+    cache.invalidate()
+    assert cache.get() == 3
+
+
+def test_a_background_load_begun_before_an_invalidation_is_not_kept():
+    gate, started, hold = threading.Event(), threading.Event(), threading.Event()
+    loads = []
+
+    def load(previous):
+        loads.append(previous)
+        if len(loads) == 2:  # the first background reload: held until this process has edited
+            started.set()
+            gate.wait(5)
+            return "read before the edit"
+        if len(loads) == 4:  # the next background reload: held while the test looks
+            hold.wait(5)
+        return f"read after the edit ({len(loads)})"
+
+    cache = ProcessCache(load, interval=lambda: 0.05, empty="")
+    cache.get()
+    cache.refresh_in_background()
+    assert started.wait(5)
+    cache.invalidate()  # an edit in this process while the background thread reads the old rows
+    assert cache.get() == "read after the edit (3)"  # read at once
+    gate.set()
+    assert wait_until(lambda: len(loads) >= 4)  # the background thread is done with the stale read
+    assert cache.value == "read after the edit (3)"
+    hold.set()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_thread_that_edited_inside_a_transaction_reads_its_own_rows_until_it_ends():
+    source = Source()
+    cache = cache_of(source, committed_only=True, interval=0.05)
+    cache.refresh_in_background()
+    assert wait_until(lambda: cache.loaded)
+    with transaction.atomic():
+        source.value = 7  # this transaction's own, uncommitted edit
+        cache.invalidate()
+        assert cache.get() == 7
+        source.value = 1  # what other connections (the background thread's) see
+        assert wait_until(lambda: cache.value == 1)  # the background thread loaded the committed rows
+        source.value = 7
+        assert cache.get() == 7  # still this transaction's own view
+    source.value = 1
+    assert wait_until(lambda: cache.get() == 1)
+
+
+def test_a_failing_background_load_keeps_the_last_value(caplog):
+    source = Source()
+    cache = cache_of(source, interval=0.05)
+    assert cache.get() == 1
+
+    def failing(previous):
+        raise ConnectionError("database down")
+
+    cache._load = failing
+    cache.refresh_in_background()
+    time.sleep(0.3)
+    assert cache.get() == 1
+    assert sum("not refreshed" in r.message for r in caplog.records) == 1  # once per outage

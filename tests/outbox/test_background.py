@@ -10,6 +10,7 @@ from eventhub.models import Delivery
 from eventhub.outbox import background
 from tests.support import factories
 from tests.support.process import command_env, run_manage
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -18,13 +19,13 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def held_sender(monkeypatch):
     """The sender thread's sends wait until the test releases them."""
     release = threading.Event()
-    real = background.send_deliveries
+    real = background.start_send
 
     def held(items):
         release.wait(10)
         return real(items)
 
-    monkeypatch.setattr(background, "send_deliveries", held)
+    monkeypatch.setattr(background, "start_send", held)
     yield release
     release.set()
     background.flush()
@@ -50,10 +51,8 @@ def test_without_background_sending_emit_returns_after_the_confirm(rabbitmq_brok
 def test_many_single_emits_go_out_in_few_batches(rabbitmq_broker, queue_name, monkeypatch):
     factories.route(factories.event_type("order.paid"), "h", queue=queue_name)
     batches = []
-    real = background.send_deliveries
-    monkeypatch.setattr(
-        background, "send_deliveries", lambda items: batches.append(len(items)) or real(items)
-    )
+    real = background.start_send
+    monkeypatch.setattr(background, "start_send", lambda items: batches.append(len(items)) or real(items))
     for i in range(200):
         emit("order.paid", data={"order_id": i})
     assert background.flush()
@@ -82,3 +81,43 @@ def test_a_short_process_sends_what_it_emitted_before_exiting(rabbitmq_broker, q
     result = run_manage("shell", "-c", code, env=command_env())
     assert result.returncode == 0, result.stderr
     assert list(Delivery.objects.values_list("status", flat=True)) == ["queued"]
+
+
+def test_the_next_batch_is_published_while_the_last_one_is_being_marked_queued(
+    rabbitmq_broker, queue_name, monkeypatch
+):
+    """Marking waits for the database; the sender must not make new messages wait with it."""
+    from tests.conftest import RABBITMQ_URL
+
+    factories.route(factories.event_type("order.paid"), "h", queue=queue_name)
+    release, marking = threading.Event(), threading.Event()
+    from eventhub.outbox import send
+
+    real = send.mark_queued
+
+    def slow_mark(ids):
+        marking.set()
+        release.wait(10)
+        real(ids)
+
+    monkeypatch.setattr(send, "mark_queued", slow_mark)
+    emit("order.paid", data={"order_id": 1})
+    assert marking.wait(10)  # the first batch is confirmed; its mark is held
+    emit("order.paid", data={"order_id": 2})
+    try:
+        wait_for(lambda: ready_messages(RABBITMQ_URL, queue_name) == 2, timeout=5, what="2nd published")
+        assert background.flush(timeout=0.2) is False  # not done until marked
+    finally:
+        release.set()
+    assert background.flush()
+    assert list(Delivery.objects.values_list("status", flat=True)) == ["queued", "queued"]
+
+
+def ready_messages(url: str, queue: str) -> int:
+    import pika
+
+    connection = pika.BlockingConnection(pika.URLParameters(url))
+    try:
+        return connection.channel().queue_declare(queue, passive=True).method.message_count
+    finally:
+        connection.close()

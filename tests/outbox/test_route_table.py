@@ -3,7 +3,7 @@
 import time
 
 import pytest
-from django.db import transaction
+from django.db import connection, transaction
 from django.test import override_settings
 
 from eventhub.errors import UnknownEventType
@@ -74,3 +74,19 @@ def test_a_route_this_process_has_not_seen_is_read_when_asked_for():
 def test_unknown_types_are_refused():
     with pytest.raises(UnknownEventType, match="Unknown event type 'nope'"):
         route_table.types_and_routes(["nope"])
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the digest query is PostgreSQL's")
+def test_a_reload_that_finds_nothing_changed_costs_one_query_and_keeps_the_copy():
+    from django.test.utils import CaptureQueriesContext
+
+    paid = factories.event_type("order.paid")
+    route = factories.route(paid, "billing.invoice")
+    first = route_table._cache.refresh()
+    with CaptureQueriesContext(connection) as queries:
+        again = route_table._cache.refresh()
+    assert len(queries) == 1 and again is first  # the same objects: nothing rebuilt
+
+    # Any column changed by any means (here a queryset update, no signal, no updated_at) is seen.
+    Route.objects.filter(pk=route.pk).update(target="billing.other")
+    assert route_table._cache.refresh().routes[route.pk].target == "billing.other"

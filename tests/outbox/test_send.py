@@ -79,3 +79,46 @@ def test_a_broker_that_cannot_be_reached_leaves_every_delivery_pending(queue_nam
 
 def test_an_empty_send_does_nothing(stub_broker):
     assert send_deliveries([]) == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_marking_queued_skips_a_row_a_worker_is_claiming_instead_of_waiting_for_its_commit():
+    """A worker's claim holds the row until its batch commits (with outcomes: a WAL flush).
+
+    The sender must not wait for that: the mark is bookkeeping, and the claim makes
+    the row running anyway. Waiting held up every message emitted meanwhile.
+    """
+    import threading
+
+    from django.db import connection, connections
+
+    from eventhub.outbox import mark_queued
+
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks: PostgreSQL")
+    claimed, other = deliveries("q-mark", 2)
+    locked, release = threading.Event(), threading.Event()
+
+    def worker_claiming() -> None:
+        with connections["default"].cursor() as cursor:  # this thread's own connection
+            cursor.execute("BEGIN")
+            cursor.execute("SELECT 1 FROM eventhub_delivery WHERE id = %s FOR UPDATE", [claimed.pk])
+            locked.set()
+            release.wait(10)
+            cursor.execute("UPDATE eventhub_delivery SET status = 'running' WHERE id = %s", [claimed.pk])
+            cursor.execute("COMMIT")
+        connections["default"].close()
+
+    thread = threading.Thread(target=worker_claiming)
+    thread.start()
+    try:
+        assert locked.wait(10)
+        with connection.cursor() as cursor:
+            cursor.execute("SET lock_timeout = '2s'")  # without SKIP LOCKED the mark would wait, then fail
+        mark_queued([claimed.pk, other.pk])
+        assert Delivery.objects.get(pk=other.pk).status == "queued"
+        assert Delivery.objects.get(pk=claimed.pk).status == "pending"  # skipped, not waited for
+    finally:
+        release.set()
+        thread.join(10)
+    assert Delivery.objects.get(pk=claimed.pk).status == "running"

@@ -65,3 +65,24 @@ def _scrape(url: str) -> str:
     except OSError:
         return ""
     return body if "dramatiq_messages_total{" in body else ""
+
+
+def test_a_worker_process_reloads_its_route_copy_in_a_background_thread_until_it_stops(settings):
+    import threading
+
+    from eventhub.outbox import route_table
+    from eventhub.worker.lifecycle import FreshRouteCopy, lifecycle_middleware
+
+    settings.EVENTHUB = {**settings.EVENTHUB, "ROUTES_REFRESH_SECONDS": 0.1}
+    middleware = next(m for m in lifecycle_middleware() if isinstance(m, FreshRouteCopy))
+    route = factories.route(factories.event_type("fresh.copy"), "tests.record")
+    middleware.after_worker_boot(None, None)
+    try:
+        assert route_table.route(route.pk).target == "tests.record"
+        # Another process edits the route (a queryset update sends no signal to this one).
+        type(route).objects.filter(pk=route.pk).update(target="tests.other")
+        wait_for(lambda: route_table._cache.value.routes[route.pk].target == "tests.other", timeout=5)
+        assert any(t.name == "eventhub-refresh-routes" for t in threading.enumerate())
+    finally:
+        middleware.before_worker_shutdown(None, None)
+    assert not any(t.name == "eventhub-refresh-routes" for t in threading.enumerate())
