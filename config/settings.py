@@ -122,8 +122,12 @@ LOGIN_URL = "/admin/login/"
 
 # eventhub's own settings; eventhub/conf.py gives every key a default.
 EVENTHUB = {
-    # Empty means the embedded in-process broker; amqp://... means RabbitMQ with publisher confirms.
+    # Empty means the embedded in-process broker; amqp://... means RabbitMQ with publisher confirms;
+    # several amqp:// URLs separated by commas are the nodes of one cluster (docs/deployment.md).
     "BROKER_URL": env("BROKER_URL", default=""),
+    # "classic" for one RabbitMQ node, "quorum" for a cluster; the quorum queues' delivery limit.
+    "QUEUE_TYPE": env("EVENTHUB_QUEUE_TYPE", default="classic"),
+    "QUEUE_DELIVERY_LIMIT": env.int("EVENTHUB_QUEUE_DELIVERY_LIMIT", default=20),
     "DEFAULT_SOURCE": env("EVENTHUB_SOURCE", default="/eventhub"),
     # Signal hooks edited in the admin reach every running process within this many seconds.
     "HOOKS_REFRESH_SECONDS": env.float("EVENTHUB_HOOKS_REFRESH_SECONDS", default=3),

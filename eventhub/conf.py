@@ -9,8 +9,15 @@ from typing import Any
 from django.conf import settings as django_settings
 
 DEFAULTS: dict[str, Any] = {
-    # "" -> the embedded in-process broker and worker threads; "amqp://..." -> RabbitMQ.
+    # "" -> the embedded in-process broker and worker threads; "amqp://..." -> RabbitMQ; several
+    # amqp:// URLs separated by commas -> the nodes of one RabbitMQ cluster, tried in order.
     "BROKER_URL": "",
+    # "classic" (Dramatiq's own, right for one RabbitMQ node) or "quorum" (replicated over a
+    # cluster's nodes): the type of the consumer queues and their .DQ and .XQ companions.
+    "QUEUE_TYPE": "classic",
+    # Quorum queues: a message handed out this many times without an acknowledgement (it kills its
+    # worker) is dead-lettered to the .XQ queue rather than redelivered for ever.
+    "QUEUE_DELIVERY_LIMIT": 20,
     # The CloudEvents `source` of events emitted by this project when the caller gives none.
     "DEFAULT_SOURCE": "/eventhub",
     # The queue a route uses unless it names its own consumer group.
