@@ -111,11 +111,13 @@ def test_the_worker_command_refuses_to_start_on_a_queue_of_another_type(quorum_b
         ({"QUEUE_TYPE": "mirrored"}, "must be 'classic' or 'quorum'; got 'mirrored'"),
         (
             {"QUEUE_TYPE": "quorum", "QUEUE_DELIVERY_LIMIT": 0},
-            "QUEUE_DELIVERY_LIMIT'] must be a whole number",
+            "must be a whole number of at least 1",
         ),
     ],
 )
 def test_a_bad_queue_setting_is_refused(settings, message):
-    with override_settings(EVENTHUB={"BROKER_URL": RABBITMQ_URL, **settings}):
-        with pytest.raises(ImproperlyConfigured, match=message):
-            brokers.build(RABBITMQ_URL)
+    with (
+        override_settings(EVENTHUB={"BROKER_URL": RABBITMQ_URL, **settings}),
+        pytest.raises(ImproperlyConfigured, match=message),
+    ):
+        brokers.build(RABBITMQ_URL)
