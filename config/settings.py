@@ -138,6 +138,8 @@ EVENTHUB = {
     # The embedded broker (no BROKER_URL): how long a process waits at exit for its deliveries in
     # progress before handing the rest back to the relay.
     "EMBEDDED_EXIT_SECONDS": env.float("EVENTHUB_EMBEDDED_EXIT_SECONDS", default=10),
+    # This host's name in Consul ids and on deliveries (default: the machine's host name).
+    "HOSTNAME": env("EVENTHUB_HOSTNAME", default=""),
     # Consul registration of workers (on when CONSUL_HTTP_ADDR is set): service name, TTL check
     # (heartbeat every TTL/3), and how long a critical worker stays before Consul removes it.
     "CONSUL_SERVICE_NAME": env("EVENTHUB_CONSUL_SERVICE_NAME", default="eventhub-consumer"),

@@ -4,6 +4,7 @@ Projects set ``EVENTHUB = {...}`` in their settings; any key left out takes the
 default below.
 """
 
+import socket
 from typing import Any
 
 from django.conf import settings as django_settings
@@ -40,6 +41,9 @@ DEFAULTS: dict[str, Any] = {
     # A delivery still "running" this long beyond its route's time limit lost its worker and
     # its message; the relay sends it again.
     "RELAY_STALE_RUNNING_SECONDS": 600,
+    # The name this host goes by in Consul service ids and on deliveries' "worker" (empty: the
+    # machine's host name). Set it where host names are not unique, e.g. containers.
+    "HOSTNAME": "",
     # Consul registration of workers (CONSUL_HTTP_ADDR switches discovery on).
     "CONSUL_SERVICE_NAME": "eventhub-consumer",
     "CONSUL_CHECK_TTL_SECONDS": 15,
@@ -95,3 +99,8 @@ class EventhubSettings:
 
 
 eventhub_settings = EventhubSettings()
+
+
+def host_name() -> str:
+    """This host's name for Consul ids and delivery records: HOSTNAME, else the machine's."""
+    return eventhub_settings.HOSTNAME or socket.gethostname()

@@ -1,6 +1,7 @@
 """QUEUE_TYPE="quorum" on the real RabbitMQ: quorum queues, retries and delays through them, refusals."""
 
 import pytest
+from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.test import override_settings
 
@@ -15,12 +16,16 @@ pytestmark = pytest.mark.django_db(transaction=True)
 QUORUM = {"BROKER_URL": RABBITMQ_URL, "QUEUE_TYPE": "quorum", "QUEUE_DELIVERY_LIMIT": 5}
 
 
+def eventhub_with(**changes) -> dict:
+    return {**settings.EVENTHUB, **changes}
+
+
 @pytest.fixture
 def quorum_broker():
     """eventhub on the real RabbitMQ with quorum queues, for one test."""
     from eventhub.outbox import background
 
-    with override_settings(EVENTHUB=QUORUM):
+    with override_settings(EVENTHUB=eventhub_with(**QUORUM)):
         broker = brokers.setup()
         yield broker
         background.flush()
@@ -106,7 +111,7 @@ def test_the_worker_command_refuses_to_start_on_a_queue_of_another_type(quorum_b
 
 
 @pytest.mark.parametrize(
-    "settings, message",
+    "changes, message",
     [
         ({"QUEUE_TYPE": "mirrored"}, "must be 'classic' or 'quorum'; got 'mirrored'"),
         (
@@ -115,9 +120,9 @@ def test_the_worker_command_refuses_to_start_on_a_queue_of_another_type(quorum_b
         ),
     ],
 )
-def test_a_bad_queue_setting_is_refused(settings, message):
+def test_a_bad_queue_setting_is_refused(changes, message):
     with (
-        override_settings(EVENTHUB={"BROKER_URL": RABBITMQ_URL, **settings}),
+        override_settings(EVENTHUB=eventhub_with(BROKER_URL=RABBITMQ_URL, **changes)),
         pytest.raises(ImproperlyConfigured, match=message),
     ):
         brokers.build(RABBITMQ_URL)
