@@ -10,6 +10,7 @@ from eventhub import emit
 from eventhub.models import Attempt, Delivery
 from tests.conftest import RABBITMQ_URL
 from tests.support import factories
+from tests.support.process import command_env, run_manage
 from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -101,13 +102,17 @@ def test_a_classic_queue_of_the_same_name_is_refused_with_what_to_do(quorum_brok
     delete_queues([queue_name + "-other"])
 
 
-def test_the_worker_command_refuses_to_start_on_a_queue_of_another_type(quorum_broker, queue_name):
-    from django.core.management import CommandError, call_command
-
+def test_the_worker_command_refuses_to_start_on_a_queue_of_another_type(queue_name):
     classic_deployment(queue_name)
 
-    with pytest.raises(CommandError, match=f"refused to declare queue '{queue_name}'.*as a quorum queue"):
-        call_command("eventhub_worker", "--queues", queue_name)
+    done = run_manage(
+        "eventhub_worker", "--queues", queue_name, "--processes", "1",
+        env=command_env(EVENTHUB_QUEUE_TYPE="quorum"),
+    )  # fmt: skip
+
+    assert done.returncode != 0
+    assert f"refused to declare queue '{queue_name}'" in done.stderr and "as a quorum queue" in done.stderr
+    assert "Dramatiq" not in done.stdout + done.stderr  # no worker was started
 
 
 @pytest.mark.parametrize(
