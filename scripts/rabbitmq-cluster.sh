@@ -110,6 +110,12 @@ stop_node() {
   fi
 }
 
+stop_all() {
+  local n
+  for n in "${NODES[@]}"; do stop_node "$n" & done
+  wait
+}
+
 joined() { ctl 1 -q cluster_status --formatter json 2>/dev/null | grep -q "\"$(node "$1")\""; }
 
 # The nodes find each other at first boot (classic_config peer discovery); a node that booted alone
@@ -140,10 +146,7 @@ case "${1:-}" in
     cluster
     echo "BROKER_URL=$(urls)"
     ;;
-  stop)
-    for n in "${NODES[@]}"; do stop_node "$n" & done
-    wait
-    ;;
+  stop) stop_all ;;
   status) ctl 1 cluster_status ;;
   start-node) prepare && start_node "${2:?node number}" ;;
   stop-node) stop_node "${2:?node number}" ;;
@@ -154,7 +157,7 @@ case "${1:-}" in
     ctl "$n" "$@"
     ;;
   reset)
-    "$0" stop
+    stop_all
     rm -rf "$DIR"
     ;;
   *)

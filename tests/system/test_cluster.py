@@ -35,6 +35,7 @@ pytestmark = [
     pytest.mark.cluster,
     pytest.mark.rabbitmq,
     pytest.mark.django_db(transaction=True),
+    pytest.mark.timeout(420),  # three nodes start in about 50 s on two idle cores; CI's may be busy
     # Hosts share one PostgreSQL database in production; the cluster is slow to start, so it runs once.
     pytest.mark.skipif(connection.vendor != "postgresql", reason="several hosts share a PostgreSQL database"),
 ]
