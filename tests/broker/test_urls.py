@@ -4,15 +4,24 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pika
 import pytest
+from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
+from django.test import override_settings
 
+from eventhub import broker as brokers
+from eventhub import emit
 from eventhub.broker import broker_parameters, split_broker_urls
 from eventhub.broker.confirms import ConfirmingPublisher
+from eventhub.models import Delivery
+from eventhub.outbox import background
 from tests.conftest import RABBITMQ_URL
+from tests.support import factories
 from tests.support.private_postgres import free_port
+from tests.support.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -85,3 +94,22 @@ def test_the_publisher_skips_a_node_that_does_not_answer(queue_name):
         assert publisher.publish([(queue_name, b"one"), (queue_name, b"two")]) == [True, True]
     finally:
         publisher.close()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_publisher_and_workers_skip_a_first_node_that_does_not_answer(queue_name, run_worker, handler):
+    parts = urlsplit(RABBITMQ_URL)
+    down = parts._replace(netloc=f"{parts.netloc.rsplit('@', 1)[0]}@127.0.0.1:{free_port()}").geturl()
+    calls, name = handler()
+    factories.route(factories.event_type("order.paid"), name, queue=queue_name)
+    try:
+        with override_settings(EVENTHUB={**settings.EVENTHUB, "BROKER_URL": f"{down},{RABBITMQ_URL}"}):
+            broker = brokers.setup()
+            assert len(broker.parameters) == 2
+            run_worker([queue_name])
+            events = [emit("order.paid", data={"n": n}) for n in range(5)]
+            wait_for(lambda: Delivery.objects.filter(event__in=events, status="succeeded").count() == 5)
+            background.flush()
+    finally:
+        brokers.setup()
+    assert sorted(c["data"]["n"] for c in calls) == [0, 1, 2, 3, 4]
