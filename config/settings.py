@@ -122,8 +122,12 @@ LOGIN_URL = "/admin/login/"
 
 # eventhub's own settings; eventhub/conf.py gives every key a default.
 EVENTHUB = {
-    # Empty means the embedded in-process broker; amqp://... means RabbitMQ with publisher confirms.
+    # Empty means the embedded in-process broker; amqp://... means RabbitMQ with publisher confirms;
+    # several amqp:// URLs separated by commas are the nodes of one cluster (docs/deployment.md).
     "BROKER_URL": env("BROKER_URL", default=""),
+    # "classic" for one RabbitMQ node, "quorum" for a cluster; the quorum queues' delivery limit.
+    "QUEUE_TYPE": env("EVENTHUB_QUEUE_TYPE", default="classic"),
+    "QUEUE_DELIVERY_LIMIT": env.int("EVENTHUB_QUEUE_DELIVERY_LIMIT", default=20),
     "DEFAULT_SOURCE": env("EVENTHUB_SOURCE", default="/eventhub"),
     # Signal hooks edited in the admin reach every running process within this many seconds.
     "HOOKS_REFRESH_SECONDS": env.float("EVENTHUB_HOOKS_REFRESH_SECONDS", default=3),
@@ -134,6 +138,8 @@ EVENTHUB = {
     # The embedded broker (no BROKER_URL): how long a process waits at exit for its deliveries in
     # progress before handing the rest back to the relay.
     "EMBEDDED_EXIT_SECONDS": env.float("EVENTHUB_EMBEDDED_EXIT_SECONDS", default=10),
+    # This host's name in Consul ids and on deliveries (default: the machine's host name).
+    "HOSTNAME": env("EVENTHUB_HOSTNAME", default=""),
     # Consul registration of workers (on when CONSUL_HTTP_ADDR is set): service name, TTL check
     # (heartbeat every TTL/3), and how long a critical worker stays before Consul removes it.
     "CONSUL_SERVICE_NAME": env("EVENTHUB_CONSUL_SERVICE_NAME", default="eventhub-consumer"),

@@ -4,13 +4,21 @@ Projects set ``EVENTHUB = {...}`` in their settings; any key left out takes the
 default below.
 """
 
+import socket
 from typing import Any
 
 from django.conf import settings as django_settings
 
 DEFAULTS: dict[str, Any] = {
-    # "" -> the embedded in-process broker and worker threads; "amqp://..." -> RabbitMQ.
+    # "" -> the embedded in-process broker and worker threads; "amqp://..." -> RabbitMQ; several
+    # amqp:// URLs separated by commas -> the nodes of one RabbitMQ cluster, tried in order.
     "BROKER_URL": "",
+    # "classic" (Dramatiq's own, right for one RabbitMQ node) or "quorum" (replicated over a
+    # cluster's nodes): the type of the consumer queues and their .DQ and .XQ companions.
+    "QUEUE_TYPE": "classic",
+    # Quorum queues: a message handed out this many times without an acknowledgement (it kills its
+    # worker) is dead-lettered to the .XQ queue rather than redelivered for ever.
+    "QUEUE_DELIVERY_LIMIT": 20,
     # The CloudEvents `source` of events emitted by this project when the caller gives none.
     "DEFAULT_SOURCE": "/eventhub",
     # The queue a route uses unless it names its own consumer group.
@@ -33,6 +41,9 @@ DEFAULTS: dict[str, Any] = {
     # A delivery still "running" this long beyond its route's time limit lost its worker and
     # its message; the relay sends it again.
     "RELAY_STALE_RUNNING_SECONDS": 600,
+    # The name this host goes by in Consul service ids and on deliveries' "worker" (empty: the
+    # machine's host name). Set it where host names are not unique, e.g. containers.
+    "HOSTNAME": "",
     # Consul registration of workers (CONSUL_HTTP_ADDR switches discovery on).
     "CONSUL_SERVICE_NAME": "eventhub-consumer",
     "CONSUL_CHECK_TTL_SECONDS": 15,
@@ -88,3 +99,8 @@ class EventhubSettings:
 
 
 eventhub_settings = EventhubSettings()
+
+
+def host_name() -> str:
+    """This host's name for Consul ids and delivery records: HOSTNAME, else the machine's."""
+    return eventhub_settings.HOSTNAME or socket.gethostname()

@@ -7,12 +7,17 @@ publishes through :func:`get_broker` and :class:`ConfirmingPublisher`.
 from eventhub.broker.confirms import ConfirmingPublisher, publisher_for
 from eventhub.broker.embedded import drain_embedded, ensure_embedded_worker, finish_embedded, is_embedded
 from eventhub.broker.middleware import DjangoConnections, RetryNotes, current_note
+from eventhub.broker.queue_types import QueueTypeMismatch, TypedQueueBroker
 from eventhub.broker.setup import build, declare_queues, get_broker, register_actor, setup, uses_rabbitmq
+from eventhub.broker.urls import broker_parameters, split_broker_urls
 
 __all__ = [
     "ConfirmingPublisher",
+    "QueueTypeMismatch",
+    "TypedQueueBroker",
     "DjangoConnections",
     "RetryNotes",
+    "broker_parameters",
     "build",
     "current_note",
     "declare_queues",
@@ -22,6 +27,7 @@ __all__ = [
     "get_broker",
     "is_embedded",
     "publisher_for",
+    "split_broker_urls",
     "register_actor",
     "setup",
     "uses_rabbitmq",

@@ -5,11 +5,12 @@ sends the next, so N messages cost N round trips. This publisher sends a whole
 batch and then waits once: RabbitMQ confirms many messages with one
 ``basic.ack`` (``multiple``), so a batch costs about one round trip.
 
-One publisher per broker and process owns one connection and one channel in
-confirm mode, driven by pika's asynchronous ``SelectConnection`` in its own
-daemon thread; callers in any thread hand it batches and wait for their
-outcome. Messages are persistent and published ``mandatory``, so a message no
-queue takes (its queue was deleted) comes back unconfirmed rather than lost.
+One publisher per broker and process owns one connection and one channel in confirm mode (to the
+first node of a cluster's list that answers; when that node goes away, the next publish connects to
+the first that answers again), driven by pika's asynchronous ``SelectConnection`` in its own daemon
+thread; callers in any thread hand it batches and wait for their outcome. Messages are persistent
+and published ``mandatory``, so a message no queue takes (its queue was deleted) comes back
+unconfirmed rather than lost.
 """
 
 import contextlib
@@ -64,12 +65,15 @@ class ConfirmingPublisher:
 
     def __init__(
         self,
-        parameters: pika.connection.Parameters,
+        parameters: pika.connection.Parameters | Sequence[pika.connection.Parameters],
         *,
         on_unroutable: Callable[[str], None] | None = None,
         connect_timeout: float = 10.0,
     ) -> None:
-        self.parameters = parameters
+        # The nodes of a cluster, tried in order at each (re)connection.
+        self.parameters = (
+            [parameters] if isinstance(parameters, pika.connection.Parameters) else list(parameters)
+        )
         self.on_unroutable = on_unroutable
         self.connect_timeout = connect_timeout
         self._lock = threading.Lock()
@@ -118,7 +122,7 @@ class ConfirmingPublisher:
                 self._pid = os.getpid()
                 self._io.start()
             io = self._io
-        io.wait_ready(self.connect_timeout)
+        io.wait_ready(self.connect_timeout * len(self.parameters))  # each node may take its timeout
         return io
 
 
@@ -168,8 +172,26 @@ class _Connection:
 
     def _run(self) -> None:
         try:
+            for parameters in self.owner.parameters:
+                self._run_with(parameters)
+                if self.ready.is_set() or not self.alive:
+                    break  # it opened (and has closed since), or the owner stopped it: no failover
+                logger.warning(
+                    "eventhub publisher: %s:%s did not answer: %s",
+                    parameters.host,
+                    parameters.port,
+                    self.error,
+                )
+        finally:
+            self.channel = None
+            self._fail_unconfirmed()
+            self.ready.set()
+
+    def _run_with(self, parameters: pika.connection.Parameters) -> None:
+        """Connect to one node and run the I/O loop until the connection fails or closes."""
+        try:
             self.connection = SelectConnection(
-                self.owner.parameters,
+                parameters,
                 on_open_callback=self._on_open,
                 on_open_error_callback=self._on_open_error,
                 on_close_callback=self._on_closed,
@@ -178,10 +200,6 @@ class _Connection:
         except Exception as exc:  # noqa: BLE001 - reported to the caller waiting for ready
             self.error = exc
             logger.warning("eventhub publisher connection failed: %s", exc)
-        finally:
-            self.channel = None
-            self._fail_unconfirmed()
-            self.ready.set()
 
     def _on_open(self, connection: SelectConnection) -> None:
         connection.channel(on_open_callback=self._on_channel_open)
@@ -288,11 +306,8 @@ def publisher_for(broker: "RabbitmqBroker") -> ConfirmingPublisher:
         with _publisher_lock:
             publisher = getattr(broker, "_eventhub_publisher", None)
             if publisher is None:
-                parameters = (
-                    broker.parameters[0] if isinstance(broker.parameters, list) else broker.parameters
-                )
                 publisher = ConfirmingPublisher(
-                    parameters, on_unroutable=lambda queue: broker.queues_pending.add(queue)
+                    broker.parameters, on_unroutable=lambda queue: broker.queues_pending.add(queue)
                 )
                 broker._eventhub_publisher = publisher
     return publisher

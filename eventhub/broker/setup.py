@@ -14,6 +14,8 @@ from dramatiq.brokers.stub import StubBroker
 
 from eventhub.broker.embedded import InFlight, stop_embedded_worker
 from eventhub.broker.middleware import DjangoConnections, RetryNotes
+from eventhub.broker.queue_types import TypedQueueBroker, check_queue_type
+from eventhub.broker.urls import broker_parameters, split_broker_urls
 from eventhub.conf import eventhub_settings
 
 _lock = threading.Lock()
@@ -22,15 +24,26 @@ _actors: list[dramatiq.Actor] = []
 
 
 def build(url: str) -> dramatiq.Broker:
-    """A broker for ``url``: "" or "stub://" is the embedded broker, amqp(s):// is RabbitMQ."""
-    if not url or url.startswith("stub:"):
+    """A broker for ``url``: "" or "stub://" is the embedded broker, amqp(s):// URLs are RabbitMQ.
+
+    ``url`` may list the nodes of a RabbitMQ cluster, separated by commas: connections go
+    to the first node that answers, and to the next when it goes away. Raises
+    ImproperlyConfigured for a bad URL list or QUEUE_TYPE.
+    """
+    check_queue_type(eventhub_settings.QUEUE_TYPE, eventhub_settings.QUEUE_DELIVERY_LIMIT)
+    broker_parameters(url)  # refuses what is not amqp(s):// or mixes vhosts, users or schemes
+    urls = split_broker_urls(url)
+    if not urls:
         broker = StubBroker()
         broker.add_middleware(InFlight())  # what dies with the process: handed back at exit
-    elif url.startswith(("amqp://", "amqps://")):
-        # Confirms make a send mean "RabbitMQ has the message", which the outbox relies on.
-        broker = RabbitmqBroker(url=url, confirm_delivery=True)
     else:
-        raise ValueError(f"BROKER_URL must be empty (embedded) or amqp://...; got {url!r}")
+        # Confirms make a send mean "RabbitMQ has the message", which the outbox relies on.
+        broker = TypedQueueBroker(
+            url=urls if len(urls) > 1 else urls[0],
+            confirm_delivery=True,
+            queue_type=eventhub_settings.QUEUE_TYPE,
+            delivery_limit=eventhub_settings.QUEUE_DELIVERY_LIMIT,
+        )
     broker.add_middleware(DjangoConnections())
     broker.add_middleware(RetryNotes())  # last: its after_* hooks run before Retries re-sends
     return broker
@@ -67,8 +80,11 @@ def uses_rabbitmq() -> bool:
     return isinstance(get_broker(), RabbitmqBroker)
 
 
-def declare_queues(names: Iterable[str]) -> None:
-    """Declare queues so that a worker on this broker consumes them."""
+def declare_queues(names: Iterable[str], *, ensure: bool = False) -> None:
+    """Declare queues so that a worker on this broker consumes them; ``ensure`` creates them on RabbitMQ now.
+
+    With ``ensure``, a queue RabbitMQ holds with another type raises QueueTypeMismatch.
+    """
     broker = get_broker()
     for name in names:
-        broker.declare_queue(name)
+        broker.declare_queue(name, ensure=ensure and isinstance(broker, RabbitmqBroker))

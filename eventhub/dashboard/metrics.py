@@ -8,6 +8,11 @@ no prometheus_client multiprocess files to share, nothing lost when a worker
 restarts. They are gauges over the window, not counters, so read them directly
 (``sum by (route) (eventhub_deliveries_window)``) rather than through rate().
 
+Beside the window, the backlog as it stands (unfinished deliveries by status and
+the age of the oldest: the relay's backlog is the ``pending`` one) and, with
+discovery on, what Consul says about consumers: the figures docs/deployment.md
+alerts on.
+
 Dramatiq's own Prometheus middleware keeps per-process counters in a
 multiprocess directory; when the web process can read that directory (the
 ``dramatiq_prom_db`` variable, Dramatiq's own), its metrics are included too.
@@ -16,10 +21,11 @@ multiprocess directory; when the web process can read that directory (the
 import hmac
 import ipaddress
 import os
+from collections import Counter
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db.models import Count, DurationField, ExpressionWrapper, F, Q, Sum
+from django.db.models import Count, DurationField, ExpressionWrapper, F, Min, Q, Sum
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from django.views.decorators.http import require_GET
@@ -29,8 +35,12 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
 from eventhub.conf import eventhub_settings
+from eventhub.dashboard.selectors import routes_without_consumers
+from eventhub.discovery import live_consumers
 from eventhub.models import Delivery, Event
 
+# Deliveries that are done, whatever else a status may be added for: everything else is backlog.
+FINISHED = (Delivery.Status.SUCCEEDED, Delivery.Status.DEAD)
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -48,6 +58,8 @@ class DatabaseCollector(Collector):
         yield self._events(since, seconds)
         yield self._deliveries(since, seconds)
         yield self._latency(since)
+        yield from self._backlog()
+        yield from self._consumers()
 
     def _events(self, since: datetime, seconds: str) -> GaugeMetricFamily:
         family = GaugeMetricFamily(
@@ -85,6 +97,55 @@ class DatabaseCollector(Collector):
         for route, buckets, total in latency_buckets(since=since):
             family.add_metric([route], buckets, sum_value=total)
         return family
+
+    def _backlog(self):
+        count = GaugeMetricFamily(
+            "eventhub_deliveries_unfinished",
+            "Deliveries not yet succeeded or dead, by status (all of them, not only the window's).",
+            labels=["status"],
+        )
+        age = GaugeMetricFamily(
+            "eventhub_oldest_unfinished_seconds",
+            "Age of the oldest unfinished delivery by status; status=pending is the relay's backlog.",
+            labels=["status"],
+        )
+        now = self.now or timezone.now()
+        # Named statuses (not "not finished"), so that PostgreSQL reads them through the status index.
+        unfinished = [status for status in Delivery.Status.values if status not in FINISHED]
+        rows = (
+            Delivery.objects.filter(status__in=unfinished)
+            .values("status")
+            .annotate(n=Count("pk"), oldest=Min("created_at"))
+            .order_by()
+        )
+        found = {row["status"]: row for row in rows}
+        for status in unfinished:
+            row = found.get(status)
+            count.add_metric([status], row["n"] if row else 0)
+            age.add_metric([status], max((now - row["oldest"]).total_seconds(), 0.0) if row else 0.0)
+        return [count, age]
+
+    def _consumers(self):
+        live = live_consumers()
+        if not live.enabled:
+            return []  # discovery off: nothing is known about consumers
+        up = GaugeMetricFamily("eventhub_consul_up", "1 when the Consul agent answered this scrape, else 0.")
+        up.add_metric([], 0 if live.error else 1)
+        if live.error:
+            return [up]
+        consumers = GaugeMetricFamily(
+            "eventhub_consumers", "Worker processes registered in Consul, by health.", labels=["status"]
+        )
+        for status, n in sorted(Counter(c.status for c in live.registered).items()):
+            consumers.add_metric([status], n)
+        uncovered = GaugeMetricFamily(
+            "eventhub_routes_without_consumer",
+            "Enabled routes whose queue no passing worker consumes (1 per route).",
+            labels=["route", "queue"],
+        )
+        for route in routes_without_consumers(live=live):
+            uncovered.add_metric([route.name, route.queue], 1)
+        return [up, consumers, uncovered]
 
 
 def latency_buckets(*, since: datetime) -> list[tuple[str, list[tuple[str, int]], float]]:

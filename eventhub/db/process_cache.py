@@ -28,6 +28,12 @@ outliers). Only a first load and an edit made in this process still load in the
 reader's thread, so that the edit takes effect at once. A thread that edited
 the rows inside a transaction keeps reading them directly until that
 transaction ends, whatever the background thread has loaded meanwhile.
+
+Web processes serve requests on several threads, so a load (by a reader or by
+the background thread) may be under way when another thread's edit commits and
+invalidates the copy: such a load read the rows before the edit, and is not kept
+(every invalidation bumps a generation that a load compares before keeping its
+value). tests/db/test_process_cache.py shows the interleavings.
 """
 
 import logging
@@ -107,7 +113,7 @@ class ProcessCache(Generic[T]):
             self._local.busy = False
 
     def _reload(self) -> T:
-        started = time.monotonic()
+        generation, started = self._generation, time.monotonic()
         self._interval = self._interval_setting()
         keep = not (self.committed_only and connection.in_atomic_block)
         previous = self.value if self.loaded and not self._forced else None
@@ -119,15 +125,18 @@ class ProcessCache(Generic[T]):
             logger.debug("%s not refreshed: %s", self.name, exc)
             self._checked = started  # don't ask a database that is down on every read
             return self.value
-        if keep:
-            with self.lock:
+        with self.lock:
+            # Another thread's invalidation (an edit committed) during this load makes it stale for
+            # everyone but this reader, whose read began before the edit: not kept.
+            if keep and generation == self._generation:
                 self.value, self.loaded, self._checked, self._forced = value, True, started, False
         return value
 
     def invalidate(self) -> None:
         """Make the next read load again, from nothing (something was edited in this process)."""
-        self._checked, self._forced = _NEVER, True
-        self._generation += 1
+        with self.lock:  # not between another thread's generation check and its keeping a load
+            self._generation += 1
+            self._checked, self._forced = _NEVER, True
         self._local.edited = True
 
     def refresh_in_background(self) -> None:

@@ -112,7 +112,7 @@ def _publish(exchange: str, routing_key: str, body: bytes, properties: pika.Basi
 
 def _link() -> _Link:
     parameters = connection_parameters()
-    key = (parameters.host, parameters.port, parameters.virtual_host, parameters.credentials)
+    key = tuple((p.host, p.port, p.virtual_host, p.credentials) for p in parameters)
     link: _Link | None = getattr(_local, "link", None)
     if link is not None and link.key == key and link.connection.is_open and link.channel.is_open:
         return link
@@ -132,17 +132,18 @@ def drop_link() -> None:
         link.close()
 
 
-def connection_parameters() -> pika.connection.Parameters:
-    """The broker eventhub runs on: the active RabbitMQ broker's, else BROKER_URL's."""
+def connection_parameters() -> list[pika.connection.Parameters]:
+    """The nodes of the broker eventhub runs on, in the order they are tried: the active broker's, else
+    BROKER_URL's."""
     active = brokers.get_broker()
     parameters = getattr(active, "parameters", None)
-    if isinstance(parameters, list):
-        parameters = parameters[0] if parameters else None
     if isinstance(parameters, pika.connection.Parameters):
+        return [parameters]
+    if isinstance(parameters, list) and parameters:
         return parameters
-    url = eventhub_settings.BROKER_URL
-    if url.startswith(("amqp://", "amqps://")):
-        return pika.URLParameters(url)
+    nodes = brokers.broker_parameters(eventhub_settings.BROKER_URL)
+    if nodes:
+        return nodes
     raise PermanentError("AMQP routes need RabbitMQ: set BROKER_URL to an amqp:// URL.")
 
 

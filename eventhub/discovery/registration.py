@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 import threading
 import time
 from collections.abc import Iterable, Mapping
@@ -20,7 +19,7 @@ from typing import Any
 
 import consul
 
-from eventhub.conf import eventhub_settings
+from eventhub.conf import eventhub_settings, host_name
 from eventhub.discovery.client import (
     DiscoveryError,
     DiscoveryUnavailable,
@@ -165,7 +164,7 @@ def worker_registration(
     pid: int | None = None,
 ) -> Registration:
     """The registration of this worker process; unset values come from eventhub's settings."""
-    host = host or socket.gethostname()
+    host = host or host_name()
     pid = pid if pid is not None else os.getpid()
     if service_name is None or ttl_seconds is None or deregister_after is None:
         conf = eventhub_settings

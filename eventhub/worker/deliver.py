@@ -9,7 +9,6 @@ fails makes the delivery ``dead``.
 import contextlib
 import logging
 import os
-import socket
 import threading
 import time
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from django.utils import timezone
 from dramatiq.middleware.time_limit import TimeLimitExceeded
 
 from eventhub import tracing
+from eventhub.conf import host_name
 from eventhub.db import durability, sqlbatch
 from eventhub.destinations import PermanentError, destination_for
 from eventhub.models import Attempt, Delivery
@@ -74,7 +74,7 @@ class Outcome:
 
 def worker_name() -> str:
     """host:pid/thread, recorded on deliveries and attempts."""
-    return f"{socket.gethostname()}:{os.getpid()}/{threading.current_thread().name}"
+    return f"{host_name()}:{os.getpid()}/{threading.current_thread().name}"
 
 
 def claim(delivery_id: int, *, worker: str, note: dict | None = None) -> Delivery | None:

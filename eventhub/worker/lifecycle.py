@@ -18,9 +18,9 @@ QUEUES_ENV = "EVENTHUB_WORKER_QUEUES"
 PROMETHEUS_ENV = "EVENTHUB_WORKER_PROMETHEUS"
 
 
-def queues_to_consume() -> list[str]:
-    """The queues named on the command line, or every queue an enabled route uses."""
-    named = [q for q in os.environ.get(QUEUES_ENV, "").split(",") if q]
+def queues_to_consume(named: list[str] | None = None) -> list[str]:
+    """The queues named (on the command line), or every queue an enabled route uses."""
+    named = named or [q for q in os.environ.get(QUEUES_ENV, "").split(",") if q]
     if named:
         return named
     queues = set(Route.objects.filter(enabled=True).values_list("queue", flat=True))
@@ -35,6 +35,21 @@ def prepare() -> None:
     for middleware in lifecycle_middleware():
         broker.get_broker().add_middleware(middleware)
     logger.info("eventhub worker consuming %s", ", ".join(queues))
+
+
+def check_queues(named: list[str] | None = None) -> None:
+    """Declare the worker's queues on RabbitMQ before any worker starts.
+
+    A queue RabbitMQ holds with another type than QUEUE_TYPE raises QueueTypeMismatch
+    here, once, rather than in every consumer thread of every process. RabbitMQ not
+    answering is no reason to refuse: the workers wait for it as they always did.
+    """
+    try:
+        broker.declare_queues(queues_to_consume(named), ensure=True)
+    except broker.QueueTypeMismatch:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the workers connect (and retry) on their own
+        logger.warning("eventhub worker: could not declare the queues before starting: %s", exc)
 
 
 def lifecycle_middleware() -> list:

@@ -108,3 +108,55 @@ def test_with_debug_on_and_nothing_configured_metrics_are_open(client, settings)
     settings.DEBUG = True
     settings.EVENTHUB = {**settings.EVENTHUB, "METRICS_TOKEN": "", "METRICS_ALLOWED_NETWORKS": []}
     assert client.get("/metrics").status_code == 200
+
+
+def test_the_backlog_by_status_and_the_age_of_its_oldest_delivery(client, route):
+    factories.pending_deliveries(route, 2, age_seconds=90)  # the relay's backlog
+    factories.pending_deliveries(route, 1, age_seconds=10)
+    factories.pending_deliveries(route, 1, age_seconds=30, status="retrying")
+    make_delivery(route, status="succeeded", ago=timedelta(days=3))  # finished: never backlog
+    make_delivery(route, status="dead", error="x", ago=timedelta(days=3))
+    families = scrape(client)
+    count = samples(families["eventhub_deliveries_unfinished"], "eventhub_deliveries_unfinished")
+    assert count[(("status", "pending"),)] == 3 and count[(("status", "retrying"),)] == 1
+    assert count[(("status", "queued"),)] == 0
+    assert not {key for key in count if key[0][1] in ("succeeded", "dead")}
+    age = samples(families["eventhub_oldest_unfinished_seconds"], "eventhub_oldest_unfinished_seconds")
+    assert 90 <= age[(("status", "pending"),)] < 120
+    assert 30 <= age[(("status", "retrying"),)] < 60
+    assert age[(("status", "running"),)] == 0
+
+
+def test_consumers_by_health_and_routes_nobody_consumes(client, route, consul_agent, settings, monkeypatch):
+    from eventhub import discovery
+
+    service = consul_agent.unique_name("workers")
+    settings.EVENTHUB = {**settings.EVENTHUB, "CONSUL_SERVICE_NAME": service}
+    monkeypatch.setenv("CONSUL_HTTP_ADDR", consul_agent.addr)
+    monkeypatch.setenv("CONSUL_HTTP_TOKEN", consul_agent.token or "")
+    agent = consul_agent.client()
+    for sid, queue in (("alive", route.queue), ("stuck", "elsewhere")):
+        discovery.register_worker(
+            agent, service_name=service, service_id=f"{service}-{sid}", tags=discovery.worker_tags([queue])
+        )
+    discovery.heartbeat(agent, f"{service}-alive")
+    orphan = factories.route(route.event_type, "h.other", name="orphan", queue="nobody-reads-this")
+
+    families = scrape(client)
+    assert samples(families["eventhub_consul_up"], "eventhub_consul_up") == {(): 1.0}
+    consumers = samples(families["eventhub_consumers"], "eventhub_consumers")
+    assert consumers == {(("status", "passing"),): 1.0, (("status", "critical"),): 1.0}
+    uncovered = samples(families["eventhub_routes_without_consumer"], "eventhub_routes_without_consumer")
+    assert uncovered == {(("queue", orphan.queue), ("route", "orphan")): 1.0}
+
+    consul_agent.require_standin("stops the agent")
+    consul_agent.standin.stop()
+    families = scrape(client)
+    assert samples(families["eventhub_consul_up"], "eventhub_consul_up") == {(): 0.0}
+    assert "eventhub_consumers" not in families
+
+
+def test_with_discovery_off_no_consumer_figures_are_made_up(client, route, monkeypatch):
+    monkeypatch.delenv("CONSUL_HTTP_ADDR", raising=False)
+    families = scrape(client)
+    assert "eventhub_consumers" not in families and "eventhub_consul_up" not in families

@@ -198,3 +198,73 @@ def test_a_failing_background_load_keeps_the_last_value(caplog):
     time.sleep(0.3)
     assert cache.get() == 1
     assert sum("not refreshed" in r.message for r in caplog.records) == 1  # once per outage
+
+
+def test_a_reader_thread_load_begun_before_an_invalidation_is_not_kept():
+    """Web processes serve requests on many threads: one thread's slow load must not undo another's edit.
+
+    Thread "reader" loads the rows as they were before an edit committed; the edit's
+    invalidation arrives meanwhile; the stale load must not be kept as the fresh copy.
+    """
+    started, gate = threading.Event(), threading.Event()
+    rows = {"value": "before the edit"}
+
+    def load(previous):
+        value = rows["value"]
+        if threading.current_thread().name == "reader":
+            started.set()
+            gate.wait(5)
+        return value
+
+    cache = ProcessCache(load, interval=lambda: 60.0, empty="")
+    cache.get()
+    cache.invalidate()  # an edit saved in this process, not yet committed
+    reader = threading.Thread(target=cache.get, name="reader")
+    reader.start()
+    assert started.wait(5)
+    rows["value"] = "after the edit"
+    cache.invalidate()  # the edit's commit
+    gate.set()
+    reader.join(5)
+    assert cache.get() == "after the edit"
+
+
+def test_many_threads_reading_while_one_edits_all_see_the_edit_once_it_is_committed():
+    """Readers on many threads, an editor invalidating: after the last commit every thread reads it."""
+    rows = {"version": 0}
+
+    def load(previous):
+        version = rows["version"]
+        time.sleep(0.002)  # a load takes time: edits land while it runs
+        return version
+
+    cache = ProcessCache(load, interval=lambda: 60.0, empty=-1)
+    stop = threading.Event()
+
+    def read():
+        while not stop.is_set():
+            cache.get()
+
+    readers = [threading.Thread(target=read) for _ in range(6)]
+    for thread in readers:
+        thread.start()
+    for version in range(1, 101):
+        rows["version"] = version
+        cache.invalidate()
+        time.sleep(0.001)
+    seen = []
+    stop.set()
+    for thread in readers:
+        thread.join(5)
+    done = threading.Barrier(6)
+
+    def read_after():
+        done.wait(5)
+        seen.append(cache.get())
+
+    after = [threading.Thread(target=read_after) for _ in range(6)]
+    for thread in after:
+        thread.start()
+    for thread in after:
+        thread.join(5)
+    assert seen == [100] * 6
