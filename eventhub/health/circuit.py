@@ -21,7 +21,7 @@ import time
 from datetime import datetime, timedelta
 
 from django.db import transaction
-from django.db.models import Case, F, Value, When
+from django.db.models import Case, F, PositiveIntegerField, Value, When
 from django.utils import timezone
 from dramatiq.common import compute_backoff
 
@@ -157,12 +157,12 @@ def record_success(*, delivery: Delivery) -> None:
     """Count a successful attempt: a probe's closes the circuit; otherwise written only when it matters."""
     route_id = delivery.route_id
     known = states.view(route_id)
-    if known is None:
-        return  # closed, no failures on record: nothing to write
-    if known.state != State.CLOSED:
+    if known is not None and known.state != State.CLOSED:
         close_after_probe(route_id=route_id, delivery_id=delivery.pk)
         return
     with _lock:
+        if known is None and route_id not in _failed_here:
+            return  # closed, no failures on record (here or in the copy): nothing to write
         _successes[route_id] = _successes.get(route_id, 0) + 1
         due = route_id in _failed_here or time.monotonic() - _flushed.get(route_id, 0.0) >= FLUSH_SECONDS
     if due:
@@ -183,13 +183,18 @@ def _flush(route: Route) -> None:
         _failed_here.discard(route.pk)
         _flushed[route.pk] = time.monotonic()
     expired = timezone.now() - timedelta(seconds=route.breaker_window_seconds)
+    number = PositiveIntegerField()
     RouteHealth.objects.filter(route_id=route.pk).update(
         consecutive_failures=0,
         window_attempts=Case(
-            When(window_started_at__lte=expired, then=Value(0)), default=F("window_attempts") + count
+            When(window_started_at__lte=expired, then=Value(0)),
+            default=F("window_attempts") + count,
+            output_field=number,
         ),
         window_failures=Case(
-            When(window_started_at__lte=expired, then=Value(0)), default=F("window_failures")
+            When(window_started_at__lte=expired, then=Value(0)),
+            default=F("window_failures"),
+            output_field=number,
         ),
     )
 
