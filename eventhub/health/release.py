@@ -30,8 +30,9 @@ from eventhub.outbox import Outgoing, route_table, send_deliveries
 logger = logging.getLogger(__name__)
 
 State = RouteHealth.State
-# At most this much unused pace is kept: after a pause in releasing, no burst of more than a second's worth.
-CREDIT_SECONDS = 1.0
+# At most this much unused pace is kept: a round that comes late (a busy host) sends at most a fifth of
+# a second's worth more, so no second ever sees much more than the route's rate.
+CREDIT_SECONDS = 0.2
 IDLE_SECONDS = 1.0
 
 
@@ -84,7 +85,7 @@ def _probe(health: RouteHealth, route: Route, *, now: datetime) -> int:
 
 
 def _paced_from(health: RouteHealth, now: datetime) -> datetime:
-    """When the next release may happen: the row's pace, but no more than a second of credit."""
+    """When the next release may happen: the row's pace, but no more than CREDIT_SECONDS of credit."""
     floor = now - timedelta(seconds=CREDIT_SECONDS)
     return max(health.release_next_at or now, floor)
 

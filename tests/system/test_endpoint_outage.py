@@ -21,6 +21,7 @@ import subprocess
 import threading
 import time
 from collections import Counter
+from datetime import UTC, datetime
 
 import pytest
 
@@ -52,7 +53,13 @@ def worker(rabbitmq_broker, queue_name, tmp_path):
         queue_name,
         threads=8,
         relay=True,
-        env=command_env(),
+        # Kept connections, as in production (the tests' own processes open one per message), and a
+        # quick relay for messages this process could not publish while its broker connection was busy.
+        env=command_env(
+            EVENTHUB_TEST_CONN_MAX_AGE="60",
+            EVENTHUB_RELAY_AFTER_SECONDS="5",
+            EVENTHUB_RELAY_INTERVAL_SECONDS="2",
+        ),
         stdout=open(log, "w"),  # noqa: SIM115 - the child owns it
         stderr=subprocess.STDOUT,
         start_new_session=True,
@@ -64,17 +71,17 @@ def worker(rabbitmq_broker, queue_name, tmp_path):
     proc.wait(10)
 
 
-def most_in_one_second(times: list[float]) -> int:
-    """The most requests that arrived within any one second (a sliding window over the timestamps)."""
+def most_in_a_window(times: list[float], seconds: float) -> int:
+    """The most timestamps within any ``seconds`` (a sliding window)."""
     times, most, start = sorted(times), 0, 0
     for end, at in enumerate(times):
-        while at - times[start] >= 1.0:
+        while at - times[start] >= seconds:
             start += 1
         most = max(most, end - start + 1)
     return most
 
 
-@pytest.mark.timeout(240)
+@pytest.mark.timeout(900)
 def test_5000_events_to_an_endpoint_that_is_down_are_held_then_released_at_the_route_rate(
     queue_name, worker, webhook_receiver
 ):
@@ -116,12 +123,19 @@ def test_5000_events_to_an_endpoint_that_is_down_are_held_then_released_at_the_r
                 [{"type": "outage.broken", "data": {"n": n}} for n in range(start, start + 500)]
             )
         wait_for(lambda: RouteHealthChange.objects.filter(route=broken, state="open").exists(), what="opened")
-        wait_for(
-            lambda: Delivery.objects.filter(route=broken, status="held").count() >= EVENTS - 10,
-            timeout=60,
-            what="the broken route's deliveries held",
-        )
+        try:
+            wait_for(
+                lambda: Delivery.objects.filter(route=broken, status="held").count() >= EVENTS - 10,
+                timeout=300,  # seconds on a quiet machine; minutes when the cores are shared
+                interval=0.5,
+                what="the broken route's deliveries held",
+            )
+        except AssertionError:
+            print(Counter(Delivery.objects.filter(route=broken).values_list("status", flat=True)))
+            print(worker.log_path.read_text()[-5000:])
+            raise
         held_at = time.monotonic() - started
+        print(f"\n[endpoint outage] {EVENTS} held after {held_at:.0f} s")
         time.sleep(max(OUTAGE_SECONDS - held_at, 0))
     finally:
         stop.set()
@@ -130,7 +144,8 @@ def test_5000_events_to_an_endpoint_that_is_down_are_held_then_released_at_the_r
     # The healthy route kept delivering while the other endpoint was down (it is still down now).
     wait_for(
         lambda: Delivery.objects.filter(route=healthy, status="succeeded").count() == len(healthy_events),
-        timeout=20,
+        timeout=60,
+        interval=0.5,
         what="the healthy route's deliveries all succeeded during the outage",
     )
     assert len(healthy_events) >= 100
@@ -142,7 +157,7 @@ def test_5000_events_to_an_endpoint_that_is_down_are_held_then_released_at_the_r
     try:
         wait_for(
             lambda: Delivery.objects.filter(route=broken, status="succeeded").count() == EVENTS,
-            timeout=150,
+            timeout=300,
             interval=0.5,
             what=f"all {EVENTS} of the broken route's deliveries succeeded",
         )
@@ -157,12 +172,22 @@ def test_5000_events_to_an_endpoint_that_is_down_are_held_then_released_at_the_r
     assert len(ids) == EVENTS and set(ids) == {
         f"{d.event_id}.{d.pk}" for d in Delivery.objects.filter(route=broken)
     }
+    # The releaser's pace, from when each released delivery was handed to RabbitMQ (its queued_at):
+    # never more than the route's rate in any second, give or take the fifth of a second of credit.
+    released = [
+        d.timestamp()
+        for d in Delivery.objects.filter(
+            route=broken, queued_at__gte=datetime.fromtimestamp(up_at - 5, UTC)
+        ).values_list("queued_at", flat=True)
+    ]
+    release_most = most_in_a_window(released, 1.0)
+    assert release_most <= RELEASE_PER_SECOND * 1.25 + 2, release_most
+    # At the receiver (its own timestamps) the worker's scheduling adds jitter: a second may bunch up
+    # what the one before missed, so the cap is checked over five seconds there.
     times = [r.at for r in receiver.requests]
-    most = most_in_one_second(times)
+    most, most_5s = most_in_a_window(times, 1.0), most_in_a_window(times, 5.0)
     spread = max(times) - min(times)
-    # The rate is respected: never much more than RELEASE_PER_SECOND in any second (the releaser
-    # keeps at most a second of unused pace), and the whole release takes at least what the rate allows.
-    assert most <= RELEASE_PER_SECOND * 1.5 + 5, most
+    assert most_5s <= 5 * RELEASE_PER_SECOND * 1.25, most_5s
     assert spread >= (EVENTS - 2 * RELEASE_PER_SECOND) / RELEASE_PER_SECOND, spread
     changes = list(
         RouteHealthChange.objects.filter(route=broken).order_by("pk").values_list("state", flat=True)
@@ -171,7 +196,8 @@ def test_5000_events_to_an_endpoint_that_is_down_are_held_then_released_at_the_r
     print(
         f"\n[endpoint outage] {EVENTS} events, {len(healthy_events)} on the healthy route meanwhile; "
         f"{outage_attempts} deliveries attempted while down (the rest held unattempted); "
-        f"back up {up_at - min(times):+.1f} s before the first request; released over {spread:.1f} s "
-        f"({EVENTS / spread:.0f}/s, limit {RELEASE_PER_SECOND}/s), at most {most} in one second; "
+        f"first request {min(times) - up_at:.1f} s after the endpoint was back; released over {spread:.1f} s "
+        f"({EVENTS / spread:.0f}/s, limit {RELEASE_PER_SECOND}/s); released at most {release_most} in one "
+        f"second; received at most {most} in one second, {most_5s} in five; "
         f"{duplicated} sent twice; {len(changes)} state changes; {total:.0f} s in all"
     )
