@@ -57,10 +57,11 @@ def _release_route(route_id: int, *, now: datetime, size: int) -> int:
     route = route_table.route(route_id)
     if route is None:
         return 0
-    RouteHealth.objects.bulk_create([RouteHealth(route_id=route_id)], ignore_conflicts=True)
     with transaction.atomic():
         take_write_lock_if_needed(RouteHealth)
         health = lockable(RouteHealth.objects.filter(route_id=route_id)).first()
+        if health is None and not RouteHealth.objects.filter(route_id=route_id).exists():
+            health = circuit.locked_health(route_id)  # held by hand, say: closed, not paused
         if health is None or health.paused:
             return 0  # another releaser has this route now, or it is paused
         if health.state != State.CLOSED:
