@@ -6,6 +6,7 @@ from django.urls import reverse
 
 from eventhub.models import RouteHealth, RouteHealthChange
 from tests.support import factories
+from tests.support.factories import make_delivery
 
 pytestmark = pytest.mark.django_db
 
@@ -71,3 +72,14 @@ def test_the_record_of_changes_is_read_only(admin_client, route):
     delete = reverse("admin:eventhub_routehealthchange_delete", args=[change.pk])
     assert admin_client.post(delete, {"post": "yes"}).status_code == 403
     assert RouteHealthChange.objects.filter(pk=change.pk).exists()
+
+
+def test_the_route_list_shows_each_routes_health_without_a_query_per_route(
+    admin_client, route, django_assert_max_num_queries
+):
+    others = [factories.route(route.event_type, "h.other", name=f"other{n}") for n in range(5)]
+    RouteHealth.objects.create(route=others[0], state="open")
+    make_delivery(others[0], status="held")
+    with django_assert_max_num_queries(12):
+        page = admin_client.get(reverse("admin:eventhub_route_changelist")).content.decode()
+    assert "open, 1 delivery held" in page
