@@ -3,7 +3,8 @@
 The worker calls this with a delivery id. A delivery that already succeeded is
 skipped, so a message that RabbitMQ redelivers never runs a handler twice after
 its success was recorded. Every run is recorded as an Attempt; the last one that
-fails makes the delivery ``dead``.
+fails makes the delivery ``dead``. A delivery whose route is open or paused is held
+before its claim, and each outcome counts for its route's circuit (eventhub.health).
 """
 
 import contextlib
