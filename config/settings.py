@@ -154,7 +154,12 @@ EVENTHUB = {
     # network of consul:// services. Keys that encrypt webhook secrets (newest first; default SECRET_KEY).
     "WEBHOOK_ALLOWED_NETWORKS": env.list("EVENTHUB_WEBHOOK_ALLOWED_NETWORKS", default=[]),
     "SECRETS_KEYS": env.list("EVENTHUB_SECRETS_KEYS", default=[]),
+    # Endpoint health: the longest a receiver's Retry-After may delay a retry (docs/endpoint-health.md).
+    "RETRY_AFTER_MAX_SECONDS": env.float("EVENTHUB_RETRY_AFTER_MAX_SECONDS", default=3600),
 }
+if not 1 <= EVENTHUB["RETRY_AFTER_MAX_SECONDS"] <= 7 * 86400:
+    # Dramatiq delays a retry by at most 7 days.
+    raise ImproperlyConfigured("EVENTHUB_RETRY_AFTER_MAX_SECONDS must be between 1 and 604800 (7 days).")
 
 LOGGING = {
     "version": 1,

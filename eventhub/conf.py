@@ -85,6 +85,14 @@ DEFAULTS: dict[str, Any] = {
     "TRY_RECENT_EVENTS_MAX": 1000,
     # Ordering keys with nothing unfinished and no new event for this long are forgotten (upkeep).
     "ORDERING_KEY_IDLE_SECONDS": 86_400,
+    # Endpoint health (docs/endpoint-health.md): how often a worker process re-reads the routes'
+    # circuit and pause states; the longest a 429/503 Retry-After may delay a retry (a receiver
+    # can't park a delivery for a year); how often the upkeep's releaser looks for held deliveries
+    # to send again while there are some, and at most how many it sends per route and round.
+    "HEALTH_REFRESH_SECONDS": 1.0,
+    "RETRY_AFTER_MAX_SECONDS": 3600.0,
+    "RELEASE_TICK_SECONDS": 0.1,
+    "RELEASE_BATCH_SIZE": 200,
 }
 
 

@@ -9,7 +9,7 @@ import uuid
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.validators import MinValueValidator, RegexValidator
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models, transaction
 from django.urls import reverse
 
@@ -127,6 +127,35 @@ class Route(models.Model):
     transform_version = models.PositiveIntegerField(
         default=0, editable=False, help_text="Goes up by one each time the transform is changed."
     )
+    # Issue 18: the circuit breaker and the release of held deliveries (docs/endpoint-health.md).
+    breaker_failures = models.PositiveIntegerField(
+        default=5,
+        help_text="Open the circuit after this many failed attempts in a row (0: never for this reason).",
+    )
+    breaker_failure_percent = models.PositiveSmallIntegerField(
+        default=50,
+        validators=[MaxValueValidator(100)],
+        help_text="... or when more than this share of the attempts in a window failed (0: never).",
+    )
+    breaker_min_attempts = models.PositiveIntegerField(
+        default=20,
+        validators=[MinValueValidator(1)],
+        help_text="The failure share counts only once a window holds at least this many attempts.",
+    )
+    breaker_window_seconds = models.PositiveIntegerField(
+        default=60, validators=[MinValueValidator(1)], help_text="The window of the failure share."
+    )
+    probe_interval_seconds = models.FloatField(
+        default=30.0,
+        validators=[MinValueValidator(0.1)],
+        help_text="While the circuit is open, one held delivery is tried this often (half-open).",
+    )
+    release_per_second = models.FloatField(
+        default=10.0,
+        validators=[MinValueValidator(0.1)],
+        help_text="Held deliveries are sent again at most this many per second, once the route is "
+        "closed or resumed.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -134,7 +163,8 @@ class Route(models.Model):
         ordering = ["name"]
         indexes = [models.Index(fields=["event_type", "enabled"], name="route_type_enabled")]
         permissions = [
-            ("rotate_route_secret", "Can rotate webhook signing secrets (and see the new one once)")
+            ("rotate_route_secret", "Can rotate webhook signing secrets (and see the new one once)"),
+            ("pause_route", "Can pause and resume routes"),
         ]
 
     def __str__(self) -> str:
@@ -305,6 +335,7 @@ class Delivery(models.Model):
         RETRYING = "retrying", "retrying"
         DEAD = "dead", "dead"
         WAITING = "waiting", "waiting for an earlier delivery with the same ordering key"
+        HELD = "held", "held: its route is open (circuit breaker) or paused"
 
     id = models.BigAutoField(primary_key=True)
     event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="deliveries")
@@ -321,9 +352,12 @@ class Delivery(models.Model):
     duration_ms = models.FloatField(null=True, blank=True)
     worker = models.CharField(max_length=200, blank=True, default="")
     # ``attempts`` is the lifetime total (Attempt.number follows it); a replay starts a fresh
-    # round of the retry policy, which counts only the attempts made after this mark.
+    # round of the retry policy, which counts only the attempts made after this mark. A failed
+    # circuit probe (issue 18) moves the mark up by one: it is not counted against the delivery.
     attempts_before_replay = models.PositiveIntegerField(
-        default=0, help_text="Attempts made before the last replay; the retry policy counts from here."
+        default=0,
+        help_text="Attempts the retry policy does not count: those before the last replay, and failed "
+        "circuit probes.",
     )
     # Issue 19: the route's ordering key rendered for this event, and its place in that key's line.
     ordering_key = models.CharField(max_length=200, null=True, blank=True)
@@ -354,10 +388,83 @@ class Delivery(models.Model):
                 condition=models.Q(ordering_key__isnull=False) & ~models.Q(status__in=["succeeded", "dead"]),
                 name="delivery_ordering_head",
             ),
+            # Held deliveries, oldest first per route: what the releaser sends and the dashboard counts.
+            models.Index(
+                fields=["route", "created_at", "id"], condition=models.Q(status="held"), name="delivery_held"
+            ),
         ]
 
     def __str__(self) -> str:
         return f"delivery {self.pk} of {self.event_id} via {self.route_id}: {self.status}"
+
+
+class RouteHealth(models.Model):
+    """A route's endpoint health, shared by every worker process and host (eventhub.health).
+
+    Made when the route first fails or is paused; a route without one is closed and not paused.
+    Updated with row locks and conditional updates only, so every process sees one state.
+    """
+
+    class State(models.TextChoices):
+        CLOSED = "closed", "closed (delivering)"
+        OPEN = "open", "open (holding deliveries)"
+        HALF_OPEN = "half_open", "half-open (trying one delivery)"
+
+    route = models.OneToOneField(Route, on_delete=models.CASCADE, related_name="health")
+    state = models.CharField(max_length=20, choices=State.choices, default=State.CLOSED)
+    paused = models.BooleanField(default=False)
+    paused_at = models.DateTimeField(null=True, blank=True)
+    paused_by = models.CharField(max_length=150, blank=True, default="")
+    reason = models.TextField(blank=True, default="", help_text="Why the state last changed.")
+    changed_at = models.DateTimeField(null=True, blank=True)
+    consecutive_failures = models.PositiveIntegerField(default=0)
+    # The failure share's window: attempts and failures counted since window_started_at.
+    window_started_at = models.DateTimeField(null=True, blank=True)
+    window_attempts = models.PositiveIntegerField(default=0)
+    window_failures = models.PositiveIntegerField(default=0)
+    next_probe_at = models.DateTimeField(null=True, blank=True)
+    probe_delivery_id = models.BigIntegerField(null=True, blank=True)
+    # The releaser's pace (shared by every host): the earliest time of the next release.
+    release_next_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "route health"
+        verbose_name_plural = "route health"
+
+    def __str__(self) -> str:
+        return f"{self.route_id}: {self.display_state}"
+
+    @property
+    def display_state(self) -> str:
+        """closed, open, half_open or paused (a pause outranks the circuit)."""
+        return "paused" if self.paused else self.state
+
+    @property
+    def holds(self) -> bool:
+        """Whether new deliveries of the route are held (open, half-open or paused)."""
+        return self.paused or self.state != self.State.CLOSED
+
+
+class RouteHealthChange(models.Model):
+    """One change of a route's health: the circuit opening or closing, a pause or resume, and why."""
+
+    route = models.ForeignKey(Route, on_delete=models.CASCADE, related_name="health_changes")
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    previous = models.CharField(max_length=20)
+    state = models.CharField(max_length=20, help_text="closed, open, half_open or paused, after the change.")
+    reason = models.TextField()
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # Kept when the user account is later deleted; empty for changes made by eventhub itself.
+    username = models.CharField(max_length=150, blank=True, default="")
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        indexes = [models.Index(fields=["route", "-created_at"], name="healthchange_route_created")]
+
+    def __str__(self) -> str:
+        return f"{self.route_id}: {self.previous} -> {self.state} ({self.reason[:60]})"
 
 
 class OrderingKey(models.Model):

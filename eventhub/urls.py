@@ -15,5 +15,7 @@ urlpatterns = [
     path("eventhub/events/<uuid:event_id>/", views.event_detail, name="event"),
     path("eventhub/events/<uuid:event_id>/replay/", views.replay_event, name="replay-event"),
     path("eventhub/deliveries/<int:delivery_id>/replay/", views.replay_delivery, name="replay-delivery"),
+    path("eventhub/routes/<int:route_id>/pause/", views.pause_route, name="pause-route"),
+    path("eventhub/routes/<int:route_id>/resume/", views.resume_route, name="resume-route"),
     path("metrics", metrics.metrics_view, name="metrics"),
 ]

@@ -19,11 +19,13 @@ RABBITMQ_URL = os.environ.get("EVENTHUB_TEST_BROKER_URL", "amqp://guest:guest@12
 @pytest.fixture(autouse=True)
 def _no_stale_signal_hooks() -> Iterator[None]:
     """Each test starts on an empty database: drop hooks and routes an earlier test loaded, with no query."""
+    from eventhub.health import states
     from eventhub.hooks import table as hook_table
     from eventhub.outbox import route_table
 
     hook_table.reset()
     route_table.invalidate()
+    states.reset()
     yield
 
 

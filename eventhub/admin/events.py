@@ -13,6 +13,7 @@ from eventhub.admin.replay import (
     replay_selected_deliveries,
     replay_selected_events,
 )
+from eventhub.admin.route_health import RouteHealthAdmin, pause_selected_routes, resume_selected_routes
 from eventhub.admin.route_try import RouteTryAdmin
 from eventhub.admin.shown_once import RouteSecretAdmin, rotate_selected_secrets
 from eventhub.dashboard.formatting import duration_ms
@@ -47,7 +48,7 @@ class EventTypeAdmin(EscapedHelpTexts, admin.ModelAdmin):
 
 
 @admin.register(Route)
-class RouteAdmin(RouteTryAdmin, RouteSecretAdmin, EscapedHelpTexts, admin.ModelAdmin):
+class RouteAdmin(RouteHealthAdmin, RouteTryAdmin, RouteSecretAdmin, EscapedHelpTexts, admin.ModelAdmin):
     form = RouteForm  # each destination field shown for its kind only (eventhub/admin/forms.py)
     list_display = [
         "name",
@@ -55,11 +56,18 @@ class RouteAdmin(RouteTryAdmin, RouteSecretAdmin, EscapedHelpTexts, admin.ModelA
         "destination",
         "queue",
         "enabled",
+        "health_state",
         "max_attempts",
         "failures_link",
     ]
-    readonly_fields = ["failures_link", "live_consumers", "signing_secret", "transform_version"]
-    actions = [rotate_selected_secrets]
+    readonly_fields = [
+        "failures_link",
+        "live_consumers",
+        "signing_secret",
+        "transform_version",
+        "health_panel",
+    ]
+    actions = [rotate_selected_secrets, pause_selected_routes, resume_selected_routes]
     list_filter = ["enabled", "destination_kind", "queue", "event_type"]
     search_fields = ["name", "target", "event_type__name"]
     list_select_related = ["event_type"]
@@ -80,6 +88,21 @@ class RouteAdmin(RouteTryAdmin, RouteSecretAdmin, EscapedHelpTexts, admin.ModelA
         ),
         ("Retry policy", {"fields": ["max_attempts", "min_backoff_ms", "max_backoff_ms", "time_limit_ms"]}),
         ("Ordering and transform", {"fields": ["ordering_key", "transform", "transform_version"]}),
+        (
+            "Endpoint health",
+            {
+                "fields": [
+                    "health_panel",
+                    "breaker_failures",
+                    "breaker_failure_percent",
+                    "breaker_min_attempts",
+                    "breaker_window_seconds",
+                    "probe_interval_seconds",
+                    "release_per_second",
+                ],
+                "description": "A circuit breaker per route: see docs/endpoint-health.md.",
+            },
+        ),
         ("Recent failures", {"fields": ["failures_link"]}),
     ]
 

@@ -16,6 +16,7 @@ STATUS_COLOURS: dict[str, str] = {
     "queued": "#8c959f",
     "pending": "#d0d7de",
     "retrying": "#d4a72c",
+    "held": "#9a6700",  # its route is open or paused (docs/endpoint-health.md)
     "dead": "#cf222e",
 }
 

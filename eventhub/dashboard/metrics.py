@@ -30,14 +30,14 @@ from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
 from eventhub.conf import eventhub_settings
 from eventhub.dashboard.selectors import routes_without_consumers
 from eventhub.discovery import live_consumers
-from eventhub.models import Delivery, Event
+from eventhub.models import Delivery, Event, Route, RouteHealth, RouteHealthChange
 
 # Deliveries that are done, whatever else a status may be added for: everything else is backlog.
 FINISHED = (Delivery.Status.SUCCEEDED, Delivery.Status.DEAD)
@@ -60,6 +60,7 @@ class DatabaseCollector(Collector):
         yield self._latency(since)
         yield from self._backlog()
         yield from self._consumers()
+        yield from route_health_families()
 
     def _events(self, since: datetime, seconds: str) -> GaugeMetricFamily:
         family = GaugeMetricFamily(
@@ -146,6 +147,44 @@ class DatabaseCollector(Collector):
         for route in routes_without_consumers(live=live):
             uncovered.add_metric([route.name, route.queue], 1)
         return [up, consumers, uncovered]
+
+
+HEALTH_STATES = ("closed", "open", "half_open", "paused")
+
+
+def route_health_families() -> list:
+    """Endpoint health per route: its state (1 for the current one), held deliveries, state changes."""
+    state = GaugeMetricFamily(
+        "eventhub_route_state",
+        "The route's endpoint health: 1 for its current state (closed, open, half_open, paused), else 0.",
+        labels=["route", "state"],
+    )
+    held = GaugeMetricFamily(
+        "eventhub_deliveries_held", "Deliveries held because their route is open or paused.", labels=["route"]
+    )
+    changes = CounterMetricFamily(
+        "eventhub_route_state_changes",
+        "Recorded changes of the route's health, by the state changed to.",
+        labels=["route", "state"],
+    )
+    names = dict(Route.objects.values_list("pk", "name"))
+    current = {h.route_id: h.display_state for h in RouteHealth.objects.all()}
+    counts = dict(
+        Delivery.objects.filter(status=Delivery.Status.HELD)
+        .values("route_id")
+        .annotate(n=Count("pk"))
+        .order_by()
+        .values_list("route_id", "n")
+    )
+    for route_id, name in sorted(names.items(), key=lambda item: item[1]):
+        for value in HEALTH_STATES:
+            state.add_metric([name, value], 1 if current.get(route_id, "closed") == value else 0)
+        held.add_metric([name], counts.get(route_id, 0))
+    rows = RouteHealthChange.objects.values("route_id", "state").annotate(n=Count("pk")).order_by()
+    for row in rows:
+        if row["route_id"] in names:
+            changes.add_metric([names[row["route_id"]], row["state"]], row["n"])
+    return [state, held, changes]
 
 
 def latency_buckets(*, since: datetime) -> list[tuple[str, list[tuple[str, int]], float]]:

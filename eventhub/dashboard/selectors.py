@@ -9,13 +9,21 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from django.db.models import Min, Q, QuerySet
+from django.db.models import Count, Min, Q, QuerySet
 from django.utils import timezone
 from django.utils.safestring import SafeString
 
 from eventhub.dashboard import charts, stats
 from eventhub.discovery import LiveConsumers, live_consumers
-from eventhub.models import Delivery, DeliveryMinute, Event, EventType, HookFailure, Route
+from eventhub.models import (
+    Delivery,
+    DeliveryMinute,
+    Event,
+    EventType,
+    HookFailure,
+    Route,
+    RouteHealth,
+)
 
 PROBLEM_STATUSES = (Delivery.Status.DEAD, Delivery.Status.RETRYING)
 # Deliveries that have run at least once to an outcome; the success rate is over these.
@@ -209,6 +217,42 @@ class WindowFigures:
         return stats.percentile(self.latency, 0.95)
 
 
+@dataclass(frozen=True)
+class RouteHealthSummary:
+    """A route's endpoint health as the dashboard shows it: state, held deliveries, the last change."""
+
+    state: str = "closed"  # closed, open, half_open or paused
+    held: int = 0
+    reason: str = ""
+    changed_at: datetime | None = None
+
+    @property
+    def label(self) -> str:
+        return self.state.replace("_", "-")
+
+
+def route_health() -> dict[int, RouteHealthSummary]:
+    """Per route id with anything to show: its health state, held count and last change (two queries)."""
+    held = dict(
+        Delivery.objects.filter(status=Delivery.Status.HELD)
+        .values("route_id")
+        .annotate(n=Count("id"))
+        .order_by()
+        .values_list("route_id", "n")
+    )
+    rows = {h.route_id: h for h in RouteHealth.objects.all()}
+    summaries = {}
+    for route_id in set(held) | set(rows):
+        row = rows.get(route_id)
+        summaries[route_id] = RouteHealthSummary(
+            state=row.display_state if row else "closed",
+            held=held.get(route_id, 0),
+            reason=row.reason if row else "",
+            changed_at=row.changed_at if row else None,
+        )
+    return summaries
+
+
 @dataclass
 class RouteFigures:
     """A route, its figures per window key ("5m", "1h", "24h"), and its last hour minute by minute."""
@@ -216,6 +260,7 @@ class RouteFigures:
     route: Route
     windows: dict[str, WindowFigures]
     activity: list[charts.Bar] = field(default_factory=list)
+    health: RouteHealthSummary = field(default_factory=RouteHealthSummary)
 
     @property
     def failed_last_hour(self) -> int:
@@ -253,8 +298,10 @@ def route_figures(*, now: datetime | None = None) -> list[RouteFigures]:
                 for key, value in zip(window_keys, values, strict=True):
                     _add(figures[route_id].windows[key], kind, name, value)
     activity = route_activity(minutes=ACTIVITY_MINUTES, now=now)
+    healths = route_health()
     for route_id, route in figures.items():
         route.activity = activity.get(route_id) or charts.minute_bars([], minutes=ACTIVITY_MINUTES, now=now)
+        route.health = healths.get(route_id) or RouteHealthSummary()
     return list(figures.values())
 
 

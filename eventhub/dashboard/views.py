@@ -21,9 +21,10 @@ from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
+from eventhub import health
 from eventhub.dashboard import charts, selectors
 from eventhub.dashboard.formatting import how_many
-from eventhub.models import Delivery, Event
+from eventhub.models import Delivery, Event, Route
 from eventhub.outbox import replay
 
 CHART_MINUTES = 60
@@ -54,6 +55,7 @@ def permission_required(*perms: str) -> Callable:
 def _visibility(request: HttpRequest) -> dict:
     return {
         "can_replay": replay.can_replay(request.user),
+        "can_pause": health.can_pause(request.user),
         "can_view_event": request.user.has_perm(VIEW_EVENT),
         "can_view_delivery": request.user.has_perm(VIEW_DELIVERY),
     }
@@ -161,6 +163,30 @@ def replay_event(request: HttpRequest, event_id) -> HttpResponse:
     created = replay.replay_event(event=event, user=request.user)
     messages.success(request, f"Event {event.pk} was sent again through {how_many(len(created), 'route')}.")
     return _back(request, default=event.get_absolute_url())
+
+
+@staff_member_required
+@require_POST
+def pause_route(request: HttpRequest, route_id: int) -> HttpResponse:
+    """Pause a route: its deliveries are held until it is resumed (needs eventhub.pause_route)."""
+    route = get_object_or_404(Route, pk=route_id)
+    if health.pause_route(route=route, user=request.user, reason=request.POST.get("reason", "")):
+        messages.success(request, f"Route {route.name} paused: its deliveries are held until you resume it.")
+    else:
+        messages.info(request, f"Route {route.name} was already paused.")
+    return _back(request, default=reverse("eventhub:dashboard"))
+
+
+@staff_member_required
+@require_POST
+def resume_route(request: HttpRequest, route_id: int) -> HttpResponse:
+    """Resume a paused route: held deliveries go out at its pace (needs eventhub.pause_route)."""
+    route = get_object_or_404(Route, pk=route_id)
+    if health.resume_route(route=route, user=request.user):
+        messages.success(request, f"Route {route.name} resumed: held deliveries go out at its release pace.")
+    else:
+        messages.info(request, f"Route {route.name} was not paused.")
+    return _back(request, default=reverse("eventhub:dashboard"))
 
 
 def _back(request: HttpRequest, *, default: str) -> HttpResponse:

@@ -3,7 +3,8 @@
 The worker calls this with a delivery id. A delivery that already succeeded is
 skipped, so a message that RabbitMQ redelivers never runs a handler twice after
 its success was recorded. Every run is recorded as an Attempt; the last one that
-fails makes the delivery ``dead``.
+fails makes the delivery ``dead``. A delivery whose route is open or paused is held
+before its claim, and each outcome counts for its route's circuit (eventhub.health).
 """
 
 import contextlib
@@ -11,7 +12,7 @@ import logging
 import os
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 import dramatiq
@@ -20,7 +21,7 @@ from django.db.models import F
 from django.utils import timezone
 from dramatiq.middleware.time_limit import TimeLimitExceeded
 
-from eventhub import tracing
+from eventhub import health, tracing
 from eventhub.conf import host_name
 from eventhub.db import durability, sqlbatch
 from eventhub.destinations import PermanentError, destination_for
@@ -70,6 +71,7 @@ class Outcome:
     status: str
     attempts: int
     error: str = ""
+    retry_delay_ms: int | None = None  # a receiver's Retry-After, when it asked for a later retry
 
 
 def worker_name() -> str:
@@ -166,6 +168,8 @@ def deliver(delivery_id: int, *, worker: str | None = None, note: dict | None = 
     (see eventhub.broker.RetryNotes).
     """
     worker = worker or worker_name()
+    if health.gate(delivery_id):  # issue 18: its route is open or paused: held, no attempt counted
+        return None
     delivery = claim(delivery_id, worker=worker, note=note)
     if delivery is None:
         _log_skipped(delivery_id)
@@ -179,7 +183,7 @@ def deliver(delivery_id: int, *, worker: str | None = None, note: dict | None = 
     if delivery.ordering_key is not None and outcome.status in ordering.FINISHED:
         ordering.release(route_id=delivery.route_id, key=delivery.ordering_key)  # issue 19: the key's next
     if outcome.status == Delivery.Status.RETRYING:
-        raise DeliveryFailed(outcome.error)
+        raise DeliveryFailed(outcome.error, delay=outcome.retry_delay_ms)
     return outcome
 
 
@@ -187,10 +191,10 @@ def _attempt(delivery: Delivery, *, worker: str) -> Outcome:
     """Run the route's destination once (an "eventhub attempt" span) and record the outcome."""
     started = time.monotonic()
     with tracing.span("eventhub attempt", attributes={"eventhub.attempt": delivery.attempts}) as span:
-        error, permanent = _run_destination(delivery)
+        error, permanent, failure = _run_destination(delivery)
         tracing.mark_failed(span, error)
     try:
-        return record_outcome(
+        outcome = record_outcome(
             delivery,
             started_at=delivery.started_at,
             duration_ms=(time.monotonic() - started) * 1000,
@@ -201,6 +205,11 @@ def _attempt(delivery: Delivery, *, worker: str) -> Outcome:
     except Exception as exc:
         text = f"{type(exc).__name__}: {exc}".strip()
         raise OutcomeNotRecorded(delivery_id=delivery.pk, attempt=delivery.attempts, error=text) from exc
+    # Issue 18: the route's circuit counts it; a failure on an open or paused route is held; Retry-After.
+    status, delay = health.after_attempt(
+        delivery=delivery, status=outcome.status, failure=failure, error=error
+    )
+    return replace(outcome, status=status, retry_delay_ms=delay)
 
 
 def _deliver_span(delivery: Delivery):
@@ -218,8 +227,8 @@ def _deliver_span(delivery: Delivery):
     return tracing.span("eventhub deliver", kind="CONSUMER", parent=parent, attributes=attributes)
 
 
-def _run_destination(delivery: Delivery) -> tuple[str, bool]:
-    """Run the route's destination once: ("", False) on success, else (error, whether permanent)."""
+def _run_destination(delivery: Delivery) -> tuple[str, bool, BaseException | None]:
+    """Run the route's destination once: ("", False, None) on success, else (error, permanent, exception)."""
     try:
         destination_for(delivery.route.destination_kind)(
             route=delivery.route,
@@ -228,15 +237,15 @@ def _run_destination(delivery: Delivery) -> tuple[str, bool]:
             transform=shaping.transform_for(delivery),
         )
     except PermanentError as exc:
-        return f"{type(exc).__name__}: {exc}", True
-    except TimeLimitExceeded:
+        return f"{type(exc).__name__}: {exc}", True, exc
+    except TimeLimitExceeded as exc:
         limit = delivery.route.time_limit_ms
-        return f"TimeLimitExceeded: the attempt ran longer than the route's {limit} ms.", False
+        return f"TimeLimitExceeded: the attempt ran longer than the route's {limit} ms.", False, exc
     except BaseException as exc:  # noqa: BLE001 - a failing handler must never escape unrecorded
         # The one-line error is recorded and logged; the traceback only for those who ask (LOG_LEVEL=DEBUG).
         logger.debug("Delivery %s: the destination raised", delivery.pk, exc_info=True)
-        return f"{type(exc).__name__}: {exc}", False
-    return "", False
+        return f"{type(exc).__name__}: {exc}", False, exc
+    return "", False, None
 
 
 def _log_skipped(delivery_id: int) -> None:

@@ -5,7 +5,7 @@ import os
 
 from dramatiq.middleware import Middleware
 
-from eventhub import broker, discovery
+from eventhub import broker, discovery, health
 from eventhub.conf import eventhub_settings
 from eventhub.destinations import handler_names
 from eventhub.models import Route
@@ -77,6 +77,8 @@ class FreshRouteCopy(Middleware):
 
     def after_worker_boot(self, broker, worker):
         route_table.refresh_in_background()
+        health.states.refresh_in_background()  # issue 18: the routes' circuit and pause states
 
     def before_worker_shutdown(self, broker, worker):
         route_table.stop_refreshing_in_background()
+        health.states.stop_refreshing_in_background()

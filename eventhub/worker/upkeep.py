@@ -1,4 +1,5 @@
-"""The worker's upkeep process: the outbox relay and the rescue of stuck deliveries, on a timer.
+"""The worker's upkeep process: the outbox relay and the rescue of stuck deliveries, on a timer,
+and the releaser of held deliveries (eventhub.health.release) in a thread of its own.
 
 ``manage.py eventhub_worker`` has Dramatiq fork it beside the worker processes
 (see eventhub.worker.fork); ``manage.py eventhub_relay`` runs the same loop on its own.
@@ -10,6 +11,7 @@ import time
 
 from django.db import close_old_connections
 
+from eventhub import health
 from eventhub.conf import eventhub_settings
 from eventhub.outbox import ordering, relay_once
 from eventhub.worker.rescue import rescue_stale
@@ -34,10 +36,13 @@ def run_upkeep(
     stop = stop or threading.Event()
     after = eventhub_settings.RELAY_AFTER_SECONDS if after_seconds is None else after_seconds
     logger.info("Relay started: every %ss, pending for more than %ss.", pause, after)
+    # Issue 18: its own thread, at its own pace: held deliveries go out a few at a time.
+    releaser = health.start_releaser(stop)
     while not stop.is_set():
         sent = _round(after_seconds=after_seconds, batch_size=size)
         if sent < size:
             stop.wait(pause)
+    releaser.join(timeout=30)
     logger.info("Relay stopped.")
 
 

@@ -12,8 +12,20 @@ from tests.support import factories
 pytestmark = pytest.mark.django_db
 
 
+# The endpoint health fields as the add form shows them (their defaults).
+HEALTH_FIELDS = {
+    "breaker_failures": 5,
+    "breaker_failure_percent": 50,
+    "breaker_min_attempts": 20,
+    "breaker_window_seconds": 60,
+    "probe_interval_seconds": 30,
+    "release_per_second": 10,
+}
+
+
 def route_form(event_type: EventType, **overrides) -> dict:
     data = {
+        **HEALTH_FIELDS,
         "name": "billing",
         "event_type": event_type.pk,
         "enabled": "on",

@@ -10,6 +10,7 @@ from standardwebhooks.webhooks import Webhook
 from eventhub.destinations.signing import signed_headers
 from eventhub.ingest import tokens
 from eventhub.models import ApiToken, Route
+from tests.admin.test_events import HEALTH_FIELDS
 from tests.support import factories
 
 pytestmark = pytest.mark.django_db
@@ -86,6 +87,7 @@ def test_a_new_webhook_route_shows_its_secret_on_the_response_page(admin_client)
         "name": "billing", "event_type": event_type.pk, "enabled": "on", "filter": "{}",
         "destination_kind": "webhook", "target": "https://billing.example.com/hooks", "queue": "eventhub",
         "max_attempts": 5, "min_backoff_ms": 1000, "max_backoff_ms": 300000, "time_limit_ms": 60000,
+        **HEALTH_FIELDS,
     }  # fmt: skip
     response = admin_client.post(reverse("admin:eventhub_route_add"), form)
     route = Route.objects.get(name="billing")

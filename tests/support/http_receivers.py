@@ -2,6 +2,7 @@
 
 import socket
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -13,14 +14,16 @@ class Received:
     path: str
     headers: dict[str, str]
     body: bytes
+    at: float = 0.0  # time.time() when it arrived
 
 
 @dataclass
 class Receiver:
-    """A webhook receiver answering ``status`` with ``reply``; ``requests`` lists what arrived."""
+    """A webhook receiver answering ``status``, ``headers`` and ``reply``; ``requests`` lists what arrived."""
 
     status: int = 200
     reply: bytes = b"ok"
+    headers: dict[str, str] = field(default_factory=dict)
     host: str = "127.0.0.1"  # "::1" listens on IPv6 loopback
     requests: list[Received] = field(default_factory=list)
     server: ThreadingHTTPServer | None = None
@@ -40,8 +43,10 @@ class Receiver:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("content-length", 0)))
-                receiver.requests.append(Received(self.path, dict(self.headers.items()), body))
+                receiver.requests.append(Received(self.path, dict(self.headers.items()), body, time.time()))
                 self.send_response(receiver.status)
+                for name, value in receiver.headers.items():
+                    self.send_header(name, value)
                 self.send_header("content-length", str(len(receiver.reply)))
                 self.end_headers()
                 self.wfile.write(receiver.reply)
