@@ -148,6 +148,14 @@ EVENTHUB = {
     # network of consul:// services. Keys that encrypt webhook secrets (newest first; default SECRET_KEY).
     "WEBHOOK_ALLOWED_NETWORKS": env.list("EVENTHUB_WEBHOOK_ALLOWED_NETWORKS", default=[]),
     "SECRETS_KEYS": env.list("EVENTHUB_SECRETS_KEYS", default=[]),
+    # Retention (docs/retention.md): days finished work is kept, and how often the worker prunes.
+    "RETENTION_SUCCEEDED_DAYS": env.int("EVENTHUB_RETENTION_SUCCEEDED_DAYS", default=14),
+    "RETENTION_DEAD_DAYS": env.int("EVENTHUB_RETENTION_DEAD_DAYS", default=90),
+    "RETENTION_HOOK_FAILURES_DAYS": env.int("EVENTHUB_RETENTION_HOOK_FAILURES_DAYS", default=30),
+    "RETENTION_TRIALS_DAYS": env.int("EVENTHUB_RETENTION_TRIALS_DAYS", default=30),
+    "RETENTION_ROLLUP_DAYS": env.int("EVENTHUB_RETENTION_ROLLUP_DAYS", default=400),
+    "PRUNE_INTERVAL_SECONDS": env.float("EVENTHUB_PRUNE_INTERVAL_SECONDS", default=300),
+    "PRUNE_BATCH_SIZE": env.int("EVENTHUB_PRUNE_BATCH_SIZE", default=2_000),
 }
 
 LOGGING = {

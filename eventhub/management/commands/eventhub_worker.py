@@ -5,7 +5,7 @@ import sys
 
 from django.core.management.base import BaseCommand, CommandError
 
-from eventhub import broker, discovery
+from eventhub import broker, discovery, retention
 from eventhub.worker import PROMETHEUS_ENV, QUEUES_ENV, UPKEEP_FORK
 
 PROM_HOST_ENV = "dramatiq_prom_host"  # Dramatiq's own variable, spelled its way
@@ -61,6 +61,10 @@ class Command(BaseCommand):
             discovery.discovery_enabled()
         except ValueError as exc:
             raise CommandError(f"CONSUL_HTTP_ADDR: {exc}") from exc
+        try:  # the pruner must never delete what a route may still retry (docs/retention.md)
+            retention.check_routes()
+        except retention.RetentionTooShort as exc:
+            raise CommandError(str(exc)) from exc
         argv = [
             sys.executable,
             "-m",
