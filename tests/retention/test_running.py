@@ -102,10 +102,8 @@ def _env(**extra):
 @pytest.mark.django_db(transaction=True)
 def test_a_retention_shorter_than_a_routes_retry_window_stops_the_worker_and_the_pruner():
     kind = event_type("order.paid", retention_dead_days=1)
-    route(
-        kind, "tests.record", name="patient", max_attempts=30, max_backoff_ms=3_600_000, time_limit_ms=60_000
-    )
-    make_delivery(Delivery.route.field.related_model.objects.get(name="patient"), status="dead", ago=3 * DAY)
+    patient = route(kind, "tests.record", name="patient", max_attempts=30, max_backoff_ms=3_600_000)
+    make_delivery(patient, status="dead", ago=3 * DAY)
 
     worker = run_manage("eventhub_worker", "--queues", "nothing", "--processes", "1", timeout=60)
     pruner = run_manage("eventhub_prune", timeout=60)
