@@ -7,6 +7,8 @@ worker process on every host, so one scrape of any web process sees them all:
 no prometheus_client multiprocess files to share, nothing lost when a worker
 restarts. They are gauges over the window, not counters, so read them directly
 (``sum by (route) (eventhub_deliveries_window)``) rather than through rate().
+The pruner's figures are counters: the running sums each prune run records
+(``eventhub_pruned_rows_total{kind}``), and when the last run finished.
 
 Dramatiq's own Prometheus middleware keeps per-process counters in a
 multiprocess directory; when the web process can read that directory (the
@@ -24,10 +26,11 @@ from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
+from eventhub import retention
 from eventhub.conf import eventhub_settings
 from eventhub.models import Delivery, Event
 
@@ -48,6 +51,7 @@ class DatabaseCollector(Collector):
         yield self._events(since, seconds)
         yield self._deliveries(since, seconds)
         yield self._latency(since)
+        yield from self._pruned()
 
     def _events(self, since: datetime, seconds: str) -> GaugeMetricFamily:
         family = GaugeMetricFamily(
@@ -85,6 +89,21 @@ class DatabaseCollector(Collector):
         for route, buckets, total in latency_buckets(since=since):
             family.add_metric([route], buckets, sum_value=total)
         return family
+
+    def _pruned(self):
+        pruned = CounterMetricFamily(
+            "eventhub_pruned_rows", "Rows the pruner deleted, over all its runs, by kind.", labels=["kind"]
+        )
+        for kind, count in retention.deleted_totals().items():
+            pruned.add_metric([kind], count)
+        yield pruned
+        last = retention.last_run()
+        if last is not None:
+            yield GaugeMetricFamily(
+                "eventhub_last_prune_timestamp_seconds",
+                "When the last prune run finished (Unix time).",
+                value=last.finished_at.timestamp(),
+            )
 
 
 def latency_buckets(*, since: datetime) -> list[tuple[str, list[tuple[str, int]], float]]:
