@@ -100,7 +100,9 @@ def _seed(rows: int) -> dict:
 
     writing = Progress("seeding history", rows, unit="deliveries")
     started = time.monotonic()
-    seeded = seed(SeedPlan(deliveries=rows, days=30.0), progress=lambda done, total: writing.update(done))
+    # A fresh random seed each run: the last run's unpruned events keep the ids a fixed seed would repeat.
+    plan = SeedPlan(deliveries=rows, days=30.0, seed=time.time_ns())
+    seeded = seed(plan, progress=lambda done, total: writing.update(done))
     writing.finish()
     with connection.cursor() as cursor:
         for model in (Attempt, Delivery, Event):

@@ -14,8 +14,9 @@ What goes (docs/retention.md):
 
 Each batch is its own short transaction that locks only the rows it deletes, skipping
 rows another transaction holds (SKIP LOCKED), so emit, workers and replays never wait
-on the pruner. Deliveries are read per route and status through the (route, status,
-created_at) index, so each batch starts where the last one ended.
+on the pruner. Deliveries are read oldest first through the (status, created_at) index
+(or (route, status, created_at) when event types override the retention), so each batch
+starts where the last one ended.
 """
 
 import logging
@@ -31,7 +32,7 @@ from django.db.models import Exists, Model, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from eventhub.conf import eventhub_settings
-from eventhub.db import lockable, take_write_lock_if_needed, try_advisory_lock
+from eventhub.db import durability, lockable, take_write_lock_if_needed, try_advisory_lock
 from eventhub.models import (
     Attempt,
     Delivery,
@@ -175,29 +176,48 @@ class _Run:
     # --- deliveries, their attempts and events -------------------------------------------------
 
     def deliveries(self, types: list[EventType]) -> None:
-        for event_type in types:
-            retention = retention_of(event_type)
-            for route in event_type.routes.all():
-                for status in PRUNABLE:
-                    old = Delivery.objects.filter(
-                        route_id=route.pk, status=status, created_at__lt=self.now - _days(retention, status)
-                    )
-                    if self.dry_run:
-                        self._count_deliveries(old, status)
-                    else:
-                        self._delete_deliveries(old, status)
+        for status, route_ids, cutoff in self._delivery_groups(types):
+            old = Delivery.objects.filter(status=status, created_at__lt=cutoff)
+            if route_ids is not None:
+                old = old.filter(route_id__in=route_ids)
+            if self.dry_run:
+                self._count_deliveries(old, status)
+            else:
+                self._delete_deliveries(old, status)
         if self.dry_run:
             self._add("events", self._events_left_without_deliveries(types))
+
+    def _delivery_groups(self, types: list[EventType]) -> list[tuple[str, list[int] | None, datetime]]:
+        """(status, route ids or None for every route, cutoff): one group per status and retention.
+
+        Without per-type overrides there is one group per status, read through the (status,
+        created_at) index, oldest first, so an event's deliveries through its several routes go
+        in the same batch as the event. With overrides, each route is read on its own through
+        the (route, status, created_at) index, so no batch walks past rows another retention keeps.
+        """
+        groups = []
+        for status in PRUNABLE:
+            days = {
+                route.pk: _days(retention_of(event_type), status)
+                for event_type in types
+                for route in event_type.routes.all()
+            }
+            if len(set(days.values())) == 1:
+                groups.append((status, None, self.now - next(iter(days.values()))))
+            else:
+                groups += [(status, [route_id], self.now - kept) for route_id, kept in days.items()]
+        return groups
 
     def _count_deliveries(self, old: QuerySet, status: str) -> None:
         self._add(f"deliveries_{PRUNABLE[status]}", old.count())
         self._add("attempts", Attempt.objects.filter(delivery__in=old.values("pk")).count())
 
     def _delete_deliveries(self, old: QuerySet, status: str) -> None:
-        # Oldest first, through the (route, status, created_at) index.
         batch = old.order_by("created_at").values_list("pk", "event_id")
         while not self.stop.is_set():
             with transaction.atomic():
+                # A batch lost in a crash is deleted again by the next run: no need to wait for the disk.
+                durability.relax_current_transaction()
                 take_write_lock_if_needed(Delivery)
                 rows = list(lockable(batch)[: self.size])
                 if not rows:
@@ -206,24 +226,12 @@ class _Run:
                 attempts = _delete_in(Attempt, "delivery", ids)
                 _delete_in(Replay.deliveries.through, "delivery", ids)
                 deleted = _delete_in(Delivery, "id", ids)
-                events = self._delete_events_without_deliveries({event_id for _, event_id in rows})
+                events = _delete_events_without_deliveries({event_id for _, event_id in rows})
             self._add(f"deliveries_{PRUNABLE[status]}", deleted)
             self._add("attempts", attempts)
             self._add("events", events)
             if len(rows) < self.size:
                 return
-
-    def _delete_events_without_deliveries(self, event_ids: Iterable) -> int:
-        """Delete those of ``event_ids`` that have no delivery left; inside the caller's transaction."""
-        has_delivery = Exists(Delivery.objects.filter(event_id=OuterRef("pk")))
-        candidates = Event.objects.filter(pk__in=list(event_ids)).exclude(has_delivery).order_by()
-        # A replay adding a delivery to one of these holds its row: skipped, it stays.
-        ids = list(lockable(candidates).values_list("pk", flat=True))
-        if not ids:
-            return 0
-        # The replay records stay (the audit of who replayed what); their link to the event goes.
-        Replay.objects.filter(event_id__in=ids).update(event=None)
-        return _delete_in(Event, "id", ids)
 
     def _events_left_without_deliveries(self, types: list[EventType]) -> int:
         """Dry run: events all of whose deliveries would go."""
@@ -263,11 +271,11 @@ class _Run:
                 continue
             while not self.stop.is_set():
                 with transaction.atomic():
+                    durability.relax_current_transaction()
                     take_write_lock_if_needed(Delivery)  # any integer-keyed table: the lock is global
                     ids = list(lockable(orphans.order_by("time")).values_list("pk", flat=True)[: self.size])
                     if ids:
-                        Replay.objects.filter(event_id__in=ids).update(event=None)
-                        self._add("events", _delete_in(Event, "id", ids))
+                        self._add("events", _delete_events(ids))
                 if len(ids) < self.size:
                     break
         self.swept = not self.stop.is_set()
@@ -281,6 +289,7 @@ class _Run:
         model = old.model
         while not self.stop.is_set():
             with transaction.atomic():
+                durability.relax_current_transaction()
                 take_write_lock_if_needed(model)
                 ids = list(lockable(old.order_by(order)).values_list("pk", flat=True)[: self.size])
                 if ids:
@@ -294,6 +303,35 @@ def _days(retention: Retention, status: str) -> timedelta:
     return timedelta(days=days)
 
 
+def _delete_events_without_deliveries(event_ids: Iterable) -> int:
+    """Delete those of ``event_ids`` that have no delivery left; inside the caller's transaction."""
+    event, delivery = (connection.ops.quote_name(m._meta.db_table) for m in (Event, Delivery))
+    where, params = _matching("e.id", Event._meta.pk, list(event_ids))
+    # A replay adding a delivery to one of these holds its row: skipped (SKIP LOCKED), it stays.
+    lock = " FOR UPDATE SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else ""
+    sql = (
+        f"SELECT e.id FROM {event} e WHERE {where} "
+        f"AND NOT EXISTS (SELECT 1 FROM {delivery} d WHERE d.event_id = e.id){lock}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        ids = [row[0] for row in cursor.fetchall()]
+    return _delete_events(ids)
+
+
+def _delete_events(ids: list) -> int:
+    """Delete these events; their replay records stay (the audit of who replayed what), unlinked."""
+    if not ids:
+        return 0
+    where, params = _matching("event_id", Event._meta.pk, ids)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {connection.ops.quote_name(Replay._meta.db_table)} SET event_id = NULL WHERE {where}",
+            params,
+        )
+    return _delete_in(Event, "id", ids)
+
+
 def _delete_in(model: type[Model], field_name: str, values: list) -> int:
     """DELETE the rows of ``model`` whose ``field_name`` is one of ``values``: one statement, no signals.
 
@@ -304,13 +342,22 @@ def _delete_in(model: type[Model], field_name: str, values: list) -> int:
         return 0
     column = model._meta.get_field(field_name)
     target = column.target_field if column.is_relation else column
-    params = [target.get_db_prep_value(value, connection, prepared=False) for value in values]
-    quote = connection.ops.quote_name
-    placeholders = ", ".join(["%s"] * len(params))
-    sql = f"DELETE FROM {quote(model._meta.db_table)} WHERE {quote(column.column)} IN ({placeholders})"
+    where, params = _matching(connection.ops.quote_name(column.column), target, values)
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(f"DELETE FROM {connection.ops.quote_name(model._meta.db_table)} WHERE {where}", params)
         return cursor.rowcount
+
+
+def _matching(column_sql: str, field, values: list) -> tuple[str, list]:
+    """``column IN values`` as SQL and parameters: one array parameter on PostgreSQL.
+
+    Thousands of separate parameters cost PostgreSQL more to parse and plan than the delete
+    itself; one array does not.
+    """
+    params = [field.get_db_prep_value(value, connection, prepared=False) for value in values]
+    if connection.vendor == "postgresql":
+        return f"{column_sql} = ANY(%s)", [params]
+    return f"{column_sql} IN ({', '.join(['%s'] * len(params))})", params
 
 
 def _record(report: PruneReport, *, started_at: datetime, swept_to: datetime | None) -> None:
