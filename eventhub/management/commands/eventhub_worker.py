@@ -33,7 +33,8 @@ class Command(BaseCommand):
         parser.add_argument(
             "--no-relay",
             action="store_true",
-            help="Don't run the outbox relay beside the workers (run manage.py eventhub_relay elsewhere).",
+            help="Don't run the outbox relay and the pruner beside the workers (run manage.py "
+            "eventhub_relay and eventhub_prune elsewhere).",
         )
 
         parser.add_argument(
