@@ -88,7 +88,7 @@ DEFAULTS: dict[str, Any] = {
     # How often the worker's upkeep prunes (one pruner at a time over all hosts); 0: never, run
     # manage.py eventhub_prune from cron instead. Rows deleted per short transaction.
     "PRUNE_INTERVAL_SECONDS": 300,
-    "PRUNE_BATCH_SIZE": 2_000,
+    "PRUNE_BATCH_SIZE": 5_000,
 }
 
 

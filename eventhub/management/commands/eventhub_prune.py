@@ -26,7 +26,7 @@ class Command(BaseCommand):
             "--batch-size",
             type=int,
             default=None,
-            help="Rows per transaction (default: EVENTHUB PRUNE_BATCH_SIZE, 2000).",
+            help="Rows per transaction (default: EVENTHUB PRUNE_BATCH_SIZE, 5000).",
         )
 
     def handle(self, *args, dry_run: bool = False, batch_size: int | None = None, **options):
