@@ -28,6 +28,9 @@ EVENTHUB = {
     "BROKER_URL": env("BROKER_URL", default="amqp://guest:guest@127.0.0.1:5672/%2F"),
     # The webhook phases post to a receiver the bench starts on loopback: allowed here only.
     "WEBHOOK_ALLOWED_NETWORKS": ["127.0.0.0/8"],
+    # The workers' upkeep would prune the seeded history (spread over 30 days) in the middle of a
+    # phase: off unless asked for. bench.prune runs the pruner itself, when it measures it.
+    "PRUNE_INTERVAL_SECONDS": env.float("EVENTHUB_PRUNE_INTERVAL_SECONDS", default=0),
 }
 LOGGING = {
     "version": 1,

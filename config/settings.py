@@ -156,6 +156,14 @@ EVENTHUB = {
     "SECRETS_KEYS": env.list("EVENTHUB_SECRETS_KEYS", default=[]),
     # Endpoint health: the longest a receiver's Retry-After may delay a retry (docs/endpoint-health.md).
     "RETRY_AFTER_MAX_SECONDS": env.float("EVENTHUB_RETRY_AFTER_MAX_SECONDS", default=3600),
+    # Retention (docs/retention.md): days finished work is kept, and how often the worker prunes.
+    "RETENTION_SUCCEEDED_DAYS": env.int("EVENTHUB_RETENTION_SUCCEEDED_DAYS", default=14),
+    "RETENTION_DEAD_DAYS": env.int("EVENTHUB_RETENTION_DEAD_DAYS", default=90),
+    "RETENTION_HOOK_FAILURES_DAYS": env.int("EVENTHUB_RETENTION_HOOK_FAILURES_DAYS", default=30),
+    "RETENTION_TRIALS_DAYS": env.int("EVENTHUB_RETENTION_TRIALS_DAYS", default=30),
+    "RETENTION_ROLLUP_DAYS": env.int("EVENTHUB_RETENTION_ROLLUP_DAYS", default=400),
+    "PRUNE_INTERVAL_SECONDS": env.float("EVENTHUB_PRUNE_INTERVAL_SECONDS", default=300),
+    "PRUNE_BATCH_SIZE": env.int("EVENTHUB_PRUNE_BATCH_SIZE", default=5_000),
 }
 if not 1 <= EVENTHUB["RETRY_AFTER_MAX_SECONDS"] <= 7 * 86400:
     # Dramatiq delays a retry by at most 7 days.

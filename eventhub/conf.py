@@ -93,6 +93,21 @@ DEFAULTS: dict[str, Any] = {
     "RETRY_AFTER_MAX_SECONDS": 3600.0,
     "RELEASE_TICK_SECONDS": 0.1,
     "RELEASE_BATCH_SIZE": 200,
+    # Retention (docs/retention.md): days finished work is kept, counted from when it finished.
+    # Succeeded and dead deliveries with their attempts (event types may override both in the
+    # admin); an event goes with its last delivery. Never shorter than a day (the dashboard
+    # recomputes the last day's figures from the rows) nor than a route's longest retry window.
+    "RETENTION_SUCCEEDED_DAYS": 14,
+    "RETENTION_DEAD_DAYS": 90,
+    # Hook failures and test deliveries (admin records of what went wrong or was tried).
+    "RETENTION_HOOK_FAILURES_DAYS": 30,
+    "RETENTION_TRIALS_DAYS": 30,
+    # The dashboard's hourly rollups (its long-range figures), kept long after the rows they count.
+    "RETENTION_ROLLUP_DAYS": 400,
+    # How often the worker's upkeep prunes (one pruner at a time over all hosts); 0: never, run
+    # manage.py eventhub_prune from cron instead. Rows deleted per short transaction.
+    "PRUNE_INTERVAL_SECONDS": 300,
+    "PRUNE_BATCH_SIZE": 5_000,
 }
 
 

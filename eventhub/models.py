@@ -54,6 +54,21 @@ class EventType(models.Model):
         null=True, blank=True, help_text="Optional JSON Schema that every event's data must satisfy."
     )
     active = models.BooleanField(default=True, help_text="Inactive types refuse new events.")
+    # Issue 16: how long this type's finished deliveries are kept (docs/retention.md); empty: the
+    # global EVENTHUB["RETENTION_SUCCEEDED_DAYS"] / ["RETENTION_DEAD_DAYS"].
+    retention_succeeded_days = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text="Days a succeeded delivery (and its attempts) is kept after it finished. "
+        "Empty: the global setting.",
+    )
+    retention_dead_days = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text="Days a dead delivery (and its attempts) is kept after it died. Empty: the global setting.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -738,3 +753,28 @@ class DeliveryMinute(models.Model):
 
     def __str__(self) -> str:
         return f"{self.route_id} @ {self.minute:%Y-%m-%d %H:%M}"
+
+
+class PruneRun(models.Model):
+    """One run of the pruner (eventhub/retention/): when, where, and how many rows of each kind it deleted.
+
+    ``totals`` carries the running sums over every run, so /metrics can serve them as counters
+    even after old runs are themselves pruned.
+    """
+
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField(db_index=True)
+    host = models.CharField(max_length=200, blank=True, default="")
+    counts = models.JSONField(default=dict, help_text="Rows deleted in this run, by kind.")
+    totals = models.JSONField(default=dict, help_text="Rows deleted by every run so far, by kind.")
+    complete = models.BooleanField(
+        default=True, help_text="False when the run stopped early (told to stop, or an error)."
+    )
+    # Events that never had a delivery are swept by time up to here; the next run starts from it.
+    swept_to = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-finished_at"]
+
+    def __str__(self) -> str:
+        return f"prune at {self.finished_at:%Y-%m-%d %H:%M}: {sum(self.counts.values())} rows"

@@ -11,6 +11,7 @@ from django.utils.html import conditional_escape
 from eventhub.destinations import handler_names
 from eventhub.discovery import liveness
 from eventhub.models import EventType, Route
+from eventhub.retention import Retention, retention_of, route_window, too_short
 
 
 class EscapedHelpTexts:
@@ -51,7 +52,34 @@ class EventTypeForm(forms.ModelForm):
 
     class Meta:
         model = EventType
-        fields = ["name", "description", "schema", "active"]
+        fields = [
+            "name",
+            "description",
+            "schema",
+            "active",
+            "retention_succeeded_days",
+            "retention_dead_days",
+        ]
+
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        if self.instance.pk is None or self.errors:
+            return cleaned
+        # Overrides shorter than a route's retry window would delete what may still be retried.
+        kept = retention_of(
+            EventType(
+                retention_succeeded_days=cleaned.get("retention_succeeded_days"),
+                retention_dead_days=cleaned.get("retention_dead_days"),
+            )
+        )
+        windows = [(route.name, route_window(route)) for route in self.instance.routes.all()]
+        reason = too_short(retention=kept, windows=windows)
+        if reason:
+            field = (
+                "retention_succeeded_days" if kept.succeeded_days <= kept.dead_days else "retention_dead_days"
+            )
+            self.add_error(field, reason)
+        return cleaned
 
 
 # Which of a route's destination fields belong to which kind; the others are hidden (route_form.js)
@@ -107,7 +135,23 @@ class RouteForm(forms.ModelForm):
             cleaned["target"] = name
         elif kind in KIND_FIELDS and not cleaned.get("target"):
             self.add_error("target", "This field is required for this destination kind.")
+        self._check_retention(cleaned)
         return cleaned
+
+    def _check_retention(self, cleaned: dict) -> None:
+        """Refuse a retry policy longer than its event type keeps finished deliveries (docs/retention.md)."""
+        event_type = cleaned.get("event_type") or getattr(self.instance, "event_type", None)
+        policy = ("max_attempts", "max_backoff_ms", "time_limit_ms")
+        if event_type is None or any(name in self.errors for name in policy):
+            return
+        values = {name: cleaned.get(name, getattr(self.instance, name)) for name in policy}
+        if any(value is None for value in values.values()):
+            return
+        probe = Route(name=cleaned.get("name") or self.instance.name, **values)
+        kept: Retention = retention_of(event_type)
+        reason = too_short(retention=kept, windows=[(probe.name, route_window(probe))])
+        if reason:
+            self.add_error("max_attempts", reason)
 
 
 def kinds_of(field: str) -> str:

@@ -7,6 +7,8 @@ worker process on every host, so one scrape of any web process sees them all:
 no prometheus_client multiprocess files to share, nothing lost when a worker
 restarts. They are gauges over the window, not counters, so read them directly
 (``sum by (route) (eventhub_deliveries_window)``) rather than through rate().
+The pruner's figures are counters: the running sums each prune run records
+(``eventhub_pruned_rows_total{kind}``), and when the last run finished.
 
 Beside the window, the backlog as it stands (unfinished deliveries by status and
 the age of the oldest: the relay's backlog is the ``pending`` one) and, with
@@ -34,6 +36,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
+from eventhub import retention
 from eventhub.conf import eventhub_settings
 from eventhub.dashboard.selectors import routes_without_consumers
 from eventhub.discovery import live_consumers
@@ -61,6 +64,7 @@ class DatabaseCollector(Collector):
         yield from self._backlog()
         yield from self._consumers()
         yield from route_health_families()
+        yield from self._pruned()
 
     def _events(self, since: datetime, seconds: str) -> GaugeMetricFamily:
         family = GaugeMetricFamily(
@@ -147,6 +151,21 @@ class DatabaseCollector(Collector):
         for route in routes_without_consumers(live=live):
             uncovered.add_metric([route.name, route.queue], 1)
         return [up, consumers, uncovered]
+
+    def _pruned(self):
+        pruned = CounterMetricFamily(
+            "eventhub_pruned_rows", "Rows the pruner deleted, over all its runs, by kind.", labels=["kind"]
+        )
+        for kind, count in retention.deleted_totals().items():
+            pruned.add_metric([kind], count)
+        yield pruned
+        last = retention.last_run()
+        if last is not None:
+            yield GaugeMetricFamily(
+                "eventhub_last_prune_timestamp_seconds",
+                "When the last prune run finished (Unix time).",
+                value=last.finished_at.timestamp(),
+            )
 
 
 HEALTH_STATES = ("closed", "open", "half_open", "paused")

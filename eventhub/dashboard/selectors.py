@@ -13,6 +13,8 @@ from django.db.models import Count, Min, Q, QuerySet
 from django.utils import timezone
 from django.utils.safestring import SafeString
 
+from eventhub import retention
+from eventhub.conf import eventhub_settings
 from eventhub.dashboard import charts, stats
 from eventhub.discovery import LiveConsumers, live_consumers
 from eventhub.models import (
@@ -21,6 +23,7 @@ from eventhub.models import (
     Event,
     EventType,
     HookFailure,
+    PruneRun,
     Route,
     RouteHealth,
 )
@@ -39,7 +42,11 @@ FIGURE_WINDOWS: dict[str, timedelta] = {
     "5m": timedelta(minutes=5),
     "1h": timedelta(hours=1),
     "24h": timedelta(days=1),
+    # From the hourly rollups, which outlive the delivery rows they count (docs/retention.md).
+    "30d": timedelta(days=30),
 }
+# The windows read from minute rows; the longer ones read hour rows.
+MINUTE_WINDOWS = ("5m", "1h")
 
 
 @dataclass(frozen=True)
@@ -275,8 +282,8 @@ ACTIVITY_MINUTES = 60
 
 
 def route_figures(*, now: datetime | None = None) -> list[RouteFigures]:
-    """Per-route deliveries, success rate and emit→handled p50/p95 over 5 minutes, an hour and a day,
-    and each route's deliveries per minute over the last hour (for its sparkline).
+    """Per-route deliveries, success rate and emit→handled p50/p95 over 5 minutes, an hour, a day and
+    30 days, and each route's deliveries per minute over the last hour (for its sparkline).
 
     Read from the per-minute rollups (eventhub/dashboard/stats.py), refreshed first; a window
     covers whole minutes. Routes without deliveries show zeros.
@@ -288,11 +295,13 @@ def route_figures(*, now: datetime | None = None) -> list[RouteFigures]:
         route.pk: RouteFigures(route=route, windows={key: WindowFigures() for key in keys})
         for route in Route.objects.select_related("event_type").order_by("name")
     }
-    # Short windows from minute rows; the day from hour rows, so it reads 24 rows a route, not 1440.
-    short, day = keys[:-1], keys[-1:]
+    # Short windows from minute rows; the day and the month from hour rows, so the day reads 24 rows
+    # a route, not 1440, and the month still counts deliveries the pruner has deleted since.
+    short = [k for k in keys if k in MINUTE_WINDOWS]
+    long = [k for k in keys if k not in MINUTE_WINDOWS]
     by_minute = stats.window_sums(now=now, windows=[FIGURE_WINDOWS[k] for k in short])
-    by_hour = stats.window_sums(now=now, windows=[FIGURE_WINDOWS[k] for k in day], span=60)
-    for window_keys, sums in ((short, by_minute), (day, by_hour)):
+    by_hour = stats.window_sums(now=now, windows=[FIGURE_WINDOWS[k] for k in long], span=60)
+    for window_keys, sums in ((short, by_minute), (long, by_hour)):
         for (route_id, kind, name), values in sums.items():
             if route_id in figures:
                 for key, value in zip(window_keys, values, strict=True):
@@ -390,3 +399,36 @@ def routes_without_consumers(*, live: LiveConsumers | None = None) -> list[Route
 def recent_hook_failures(limit: int = 20) -> QuerySet:
     """The newest signal hook failures (saves whose event was not emitted), newest first."""
     return HookFailure.objects.order_by("-created_at", "-pk")[:limit]
+
+
+# --- retention ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RetentionSummary:
+    """The dashboard's retention panel: the settings, and what the last prune run deleted."""
+
+    settings: dict[str, int]
+    last_run: PruneRun | None
+    overrides: list[tuple[str, int | None, int | None]]
+
+    @property
+    def last_counts(self) -> list[tuple[str, int]]:
+        counts = self.last_run.counts if self.last_run else {}
+        return [(kind.replace("_", " "), int(counts.get(kind, 0))) for kind in retention.KINDS]
+
+
+def retention_summary() -> RetentionSummary:
+    """The retention settings, the event types that override them, and the last prune run."""
+    names = ("SUCCEEDED", "DEAD", "HOOK_FAILURES", "TRIALS", "ROLLUP")
+    overrides = EventType.objects.filter(
+        Q(retention_succeeded_days__isnull=False) | Q(retention_dead_days__isnull=False)
+    ).values_list("name", "retention_succeeded_days", "retention_dead_days")
+    return RetentionSummary(
+        settings={
+            name.lower().replace("_", " "): getattr(eventhub_settings, f"RETENTION_{name}_DAYS")
+            for name in names
+        },
+        last_run=retention.last_run(),
+        overrides=list(overrides[:20]),
+    )

@@ -26,7 +26,9 @@ from django.utils import timezone
 from eventhub.models import Delivery, DeliveryMinute
 
 BUCKET_RATIO = 1.25
-# The longest window the dashboard shows; older minutes are never recomputed and are pruned after KEEP.
+# The longest window recomputed from delivery rows; older minutes are never recomputed. Minute rows
+# are deleted here after KEEP; hour rows, which the long windows read, are kept for
+# EVENTHUB["RETENTION_ROLLUP_DAYS"] by the pruner (eventhub/retention/), long after the rows they count.
 LONGEST = timedelta(days=1)
 KEEP = timedelta(days=2)
 REFRESH_EVERY = timedelta(seconds=5)
@@ -63,7 +65,7 @@ def refresh(*, now: datetime | None = None, force: bool = False) -> int:
             _upsert(rows)
             hours = compute_hours({m.replace(minute=0) for m in minutes}, now=now)
             _upsert(hours)
-            DeliveryMinute.objects.filter(minute__lt=now - KEEP).delete()
+            DeliveryMinute.objects.filter(span=1, minute__lt=now - KEEP).delete()
     except IntegrityError:
         return 0  # a concurrent refresh wrote the same minutes; its figures are as fresh
     return len(rows)

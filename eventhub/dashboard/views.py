@@ -73,6 +73,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         **_visibility(request),
         "return_to": request.get_full_path(),
         "hook_failures": list(selectors.recent_hook_failures(limit=10)) if failures else [],
+        "retention": selectors.retention_summary(),
         **_part_context(request, filters, LIVE_PARTS),
     }
     return render(request, "eventhub/dashboard.html", context)

@@ -24,5 +24,5 @@ def upkeep() -> int:
     stop = threading.Event()
     # Replaces Dramatiq's handler, which exits at once (possibly mid-send): finish the round instead.
     signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
-    run_upkeep(stop=stop)
+    run_upkeep(stop=stop, prune=True)
     return 0

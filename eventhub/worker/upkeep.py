@@ -1,8 +1,10 @@
 """The worker's upkeep process: the outbox relay and the rescue of stuck deliveries, on a timer,
-and the releaser of held deliveries (eventhub.health.release) in a thread of its own.
+and the releaser of held deliveries (eventhub.health.release) and the pruner (eventhub.retention)
+in threads of their own.
 
 ``manage.py eventhub_worker`` has Dramatiq fork it beside the worker processes
-(see eventhub.worker.fork); ``manage.py eventhub_relay`` runs the same loop on its own.
+(see eventhub.worker.fork); ``manage.py eventhub_relay`` runs the same loop on its own,
+without the pruner.
 """
 
 import logging
@@ -14,6 +16,7 @@ from django.db import close_old_connections
 from eventhub import health
 from eventhub.conf import eventhub_settings
 from eventhub.outbox import ordering, relay_once
+from eventhub.retention import start_pruner
 from eventhub.worker.rescue import rescue_stale
 
 logger = logging.getLogger(__name__)
@@ -25,11 +28,13 @@ def run_upkeep(
     after_seconds: float | None = None,
     batch_size: int | None = None,
     stop: threading.Event | None = None,
+    prune: bool = False,
 ) -> None:
     """Relay until ``stop`` is set (or the process is told to exit), every ``interval`` seconds.
 
     A full batch is followed at once by the next; errors (database or broker away)
-    are logged and retried on the next round, never ending the loop.
+    are logged and retried on the next round, never ending the loop. With ``prune``,
+    the pruner runs beside it in a thread (a long prune never holds up the relay).
     """
     pause = eventhub_settings.RELAY_INTERVAL_SECONDS if interval is None else interval
     size = batch_size or eventhub_settings.RELAY_BATCH_SIZE
@@ -38,6 +43,8 @@ def run_upkeep(
     logger.info("Relay started: every %ss, pending for more than %ss.", pause, after)
     # Issue 18: its own thread, at its own pace: held deliveries go out a few at a time.
     releaser = health.start_releaser(stop)
+    if prune:
+        start_pruner(stop=stop)
     while not stop.is_set():
         sent = _round(after_seconds=after_seconds, batch_size=size)
         if sent < size:

@@ -22,8 +22,10 @@ def test_ensure_admin_refuses_with_debug_off(settings):
 
 
 @pytest.fixture
-def exec_env(monkeypatch, stub_broker):
-    """Run eventhub_worker up to its exec, and keep the environment it would hand to Dramatiq."""
+def exec_env(monkeypatch, stub_broker, db):
+    """Run eventhub_worker up to its exec, and keep the environment it would hand to Dramatiq.
+
+    (The command reads the routes at start: their retry windows against the retention.)"""
     environ = {k: v for k, v in os.environ.items() if k != "dramatiq_prom_host"}
     monkeypatch.setattr(os, "environ", environ)  # the command's changes stay in this test
     monkeypatch.setattr(eventhub_worker.broker, "is_embedded", lambda: False)

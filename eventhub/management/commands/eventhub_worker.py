@@ -5,7 +5,7 @@ import sys
 
 from django.core.management.base import BaseCommand, CommandError
 
-from eventhub import broker, discovery, worker
+from eventhub import broker, discovery, retention, worker
 from eventhub.worker import PROMETHEUS_ENV, QUEUES_ENV, UPKEEP_FORK
 
 PROM_HOST_ENV = "dramatiq_prom_host"  # Dramatiq's own variable, spelled its way
@@ -33,7 +33,8 @@ class Command(BaseCommand):
         parser.add_argument(
             "--no-relay",
             action="store_true",
-            help="Don't run the outbox relay beside the workers (run manage.py eventhub_relay elsewhere).",
+            help="Don't run the outbox relay and the pruner beside the workers (run manage.py "
+            "eventhub_relay and eventhub_prune elsewhere).",
         )
 
         parser.add_argument(
@@ -65,6 +66,10 @@ class Command(BaseCommand):
             worker.check_queues(queues)
         except broker.QueueTypeMismatch as exc:
             raise CommandError(str(exc)) from None
+        try:  # the pruner must never delete what a route may still retry (docs/retention.md)
+            retention.check_routes()
+        except retention.RetentionTooShort as exc:
+            raise CommandError(str(exc)) from exc
         argv = [
             sys.executable,
             "-m",
