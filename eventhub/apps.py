@@ -14,7 +14,10 @@ class EventhubConfig(AppConfig):
     def ready(self) -> None:
         # Imported here, as Django requires: these modules use the models, which load after this one.
         from eventhub import broker, hooks, worker
+        from eventhub.conf import check_settings
         from eventhub.outbox import route_table
+
+        check_settings()
 
         # The broker must exist before any actor is declared; building it opens no connection.
         broker.setup()

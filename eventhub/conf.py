@@ -7,6 +7,7 @@ default below.
 from typing import Any
 
 from django.conf import settings as django_settings
+from django.core.exceptions import ImproperlyConfigured
 
 DEFAULTS: dict[str, Any] = {
     # "" -> the embedded in-process broker and worker threads; "amqp://..." -> RabbitMQ.
@@ -23,6 +24,9 @@ DEFAULTS: dict[str, Any] = {
     # emit() hands its committed deliveries to a background thread that sends them and waits for
     # RabbitMQ's confirms (see eventhub/outbox/background.py); False sends them before emit() returns.
     "SEND_IN_BACKGROUND": True,
+    # Deliveries of one route emitted together (emit_many, a bulk save's hooks, an ingest batch)
+    # travel in one message, at most this many per message; 1 sends one message per delivery.
+    "MESSAGE_BATCH_MAX": 100,
     # How long a process waits at exit for deliveries it has not yet sent (the relay sends the rest).
     "SEND_FLUSH_SECONDS": 10.0,
     # A delivery still pending (never confirmed by the broker) this long after it was
@@ -88,3 +92,12 @@ class EventhubSettings:
 
 
 eventhub_settings = EventhubSettings()
+
+
+def check_settings() -> None:
+    """Refuse bad settings at start (called from the app's ``ready``), with the setting's name."""
+    batch = eventhub_settings.MESSAGE_BATCH_MAX
+    if isinstance(batch, bool) or not isinstance(batch, int) or not 1 <= batch <= 10_000:
+        raise ImproperlyConfigured(
+            f"EVENTHUB['MESSAGE_BATCH_MAX'] must be a whole number from 1 to 10000, got {batch!r}."
+        )

@@ -6,6 +6,7 @@ publishes through :func:`get_broker` and :class:`ConfirmingPublisher`.
 
 from eventhub.broker.confirms import ConfirmingPublisher, publisher_for
 from eventhub.broker.embedded import drain_embedded, ensure_embedded_worker, finish_embedded, is_embedded
+from eventhub.broker.limits import enqueue_retry, time_limit
 from eventhub.broker.middleware import DjangoConnections, RetryNotes, current_note
 from eventhub.broker.setup import build, declare_queues, get_broker, register_actor, setup, uses_rabbitmq
 
@@ -17,6 +18,7 @@ __all__ = [
     "current_note",
     "declare_queues",
     "drain_embedded",
+    "enqueue_retry",
     "ensure_embedded_worker",
     "finish_embedded",
     "get_broker",
@@ -24,5 +26,6 @@ __all__ = [
     "publisher_for",
     "register_actor",
     "setup",
+    "time_limit",
     "uses_rabbitmq",
 ]
