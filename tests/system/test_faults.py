@@ -230,6 +230,29 @@ def test_c2_handler_over_its_time_limit_5_events_interrupted_each_attempt_then_5
     assert max(Attempt.objects.values_list("duration_ms", flat=True)) < 2500  # cut short, not 5 s
 
 
+def test_c3_a_slow_delivery_in_a_batch_uses_its_own_time_limit_not_the_others(queue_name, worker_process):
+    factories.route(
+        factories.event_type("fault.slow"),
+        "testapp.slow",
+        queue=queue_name,
+        max_attempts=1,
+        time_limit_ms=1500,
+    )
+    worker_process(threads=1)
+    # One batch message: 0.6 s + 0.6 s + (cut at its limit) + 0.6 s + 0.6 s, far over 1.5 s together.
+    sleeps = [0.6, 0.6, 30, 0.6, 0.6]
+    events = emit_many([{"type": "fault.slow", "data": {"sleep": s}} for s in sleeps])
+    wait_for(
+        lambda: status_counts(events) == {"succeeded": 4, "dead": 1}, timeout=30, what="4 succeeded, 1 dead"
+    )
+    slow = Delivery.objects.get(event=events[2])
+    assert slow.status == "dead"
+    assert slow.last_error == "TimeLimitExceeded: the attempt ran longer than the route's 1500 ms."
+    assert 1500 <= slow.duration_ms < 4000
+    # One worker thread ran them one after another, each within its own limit.
+    assert Delivery.objects.filter(event__in=events).values("worker").distinct().count() == 1
+
+
 def test_d_4_malformed_messages_3_dead_lettered_1_unknown_id_logged_20_good_events_delivered(
     queue_name, worker_process
 ):
@@ -261,7 +284,7 @@ def test_d_4_malformed_messages_3_dead_lettered_1_unknown_id_logged_20_good_even
     assert worker.poll() is None, "the worker died"
     log = log_of(worker)
     assert "Failed to decode message" in log
-    assert "dead-lettered: expected a delivery id, got 'not-an-id'" in log
+    assert "dead-lettered: expected a delivery id or a list of 1 to 10000 of them, got 'not-an-id'" in log
     assert "undefined actor 'nobody.declared.this'. Moving it to the DLQ" in log  # Dramatiq's own check
     assert "Delivery 987654321 does not exist" in log
     print(f"\n[d: malformed] published=4 dead_lettered={xq_depth(queue_name)} unknown_id_logged=1")
