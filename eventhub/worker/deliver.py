@@ -31,10 +31,11 @@ from django.utils import timezone
 from dramatiq.middleware.time_limit import TimeLimitExceeded
 
 from eventhub import broker, tracing
+from eventhub.conf import eventhub_settings
 from eventhub.db import durability, sqlbatch
 from eventhub.destinations import PermanentError, destination_for
 from eventhub.models import Attempt, Delivery
-from eventhub.outbox import Outgoing, message_for, ordering
+from eventhub.outbox import Outgoing, batched, message_for, ordering, send_deliveries
 from eventhub.worker import shaping, writes
 
 logger = logging.getLogger(__name__)
@@ -235,9 +236,12 @@ def _admitted(delivery_ids: Sequence[int]) -> list[int]:
     A delivery named twice in one message runs once.
     """
     admitted: list[int] = []
+    seen: set[int] = set()
     for pk in delivery_ids:
-        if pk not in admitted:
-            admitted.append(pk)
+        if pk in seen:
+            continue
+        seen.add(pk)
+        admitted.append(pk)
     return admitted
 
 
@@ -246,6 +250,10 @@ def _run(delivery_ids: list[int], *, worker: str, note: dict | None) -> list[tup
     claimed = claim_many(delivery_ids, worker=worker, note=note) if delivery_ids else []
     outcomes = _Outcomes()
     for index, delivery in enumerate(claimed):
+        if index and _stopping():  # a graceful stop waits for this message: not for the whole batch
+            outcomes.record()
+            _hand_back(claimed[index:], worker=worker)
+            break
         if delivery.ordering_key is not None:
             outcomes.record()  # an earlier one of the batch may be this one's head: its outcome first
             # Issue 19: ordering per key. Not its key's turn: it waits, and this message is done with it.
@@ -319,6 +327,22 @@ class _Outcomes:
             if delivery.ordering_key is not None and outcome.status in ordering.FINISHED:
                 ordering.release(route_id=delivery.route_id, key=delivery.ordering_key)  # the key's next
             self.recorded.append((delivery, outcome))
+
+
+def _stopping() -> bool:
+    """Whether this thread's Dramatiq worker is stopping (it waits only for the message in hand)."""
+    return getattr(threading.current_thread(), "running", True) is False
+
+
+def _hand_back(deliveries: Sequence[Delivery], *, worker: str) -> None:
+    """Give back the deliveries of a batch a stopping worker claimed but did not start: their claim
+    undone (no attempt counted), and sent again (or, if that fails, left pending for the relay)."""
+    Delivery.objects.filter(
+        pk__in=[d.pk for d in deliveries], status=Delivery.Status.RUNNING, worker=worker
+    ).update(status=Delivery.Status.PENDING, attempts=F("attempts") - 1)
+    items = [Outgoing.for_route(d.pk, d.route) for d in deliveries]
+    sent = send_deliveries(batched(items, cap=eventhub_settings.MESSAGE_BATCH_MAX))
+    logger.info("Worker stopping: %d deliveries of a batch not started, sent again (%d).", len(items), sent)
 
 
 def _retry_alone(delivery: Delivery) -> None:
