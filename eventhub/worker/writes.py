@@ -4,14 +4,16 @@ Each delivery costs a worker two writes: the claim (mark it running, count the
 attempt, load it with its event) and the outcome (insert the attempt, update the
 delivery). Run one by one, each is a round trip and a commit of its own, and the
 database and the driver spend more on those than on the rows. Here a worker
-process's concurrent claims and outcomes are combined (see eventhub.db.combining):
-whichever thread is free runs everyone's pending writes as one statement, one
-commit, on its own connection.
+process's concurrent claims, and apart from them its concurrent outcomes, are
+combined (see eventhub.db.combining): whichever thread is free runs everyone's
+pending writes as one statement, one commit, on its own connection. Claims are
+combined apart so that a claim never waits behind an outcome batch's WAL flush.
+A batch message's claims, or outcomes, are one statement of their own.
 
 The statement updates every delivery row once, in ascending id order, as every
 multi-row update of deliveries does (no deadlocks). A batch with only claims
 commits without waiting for the disk (see eventhub.db.durability: the outcome's
-commit makes a claim durable); one with an outcome waits, since the outcome is the
+commit makes a claim durable); one with outcomes waits, since the outcome is the
 record that makes a delivery done. The SQL is built once per process from the
 models and is the same for any mix, so it is prepared once per connection.
 
