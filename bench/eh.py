@@ -157,7 +157,7 @@ def _wait_succeeded(route: Route, n: int, workers: services.Workers) -> datetime
         raise RuntimeError(f"expected {n} deliveries, found {deliveries.count()}")
     progress = Progress(f"deliveries of {route.event_type.name} recorded", n)
     polls = 0
-    # Index range lookups per poll on (status, -created_at), which touch only unfinished rows: the poll must
+    # Index range lookups per poll on (route, status), which touch only unfinished rows: the poll must
     # not load the database it measures (a "not succeeded" filter would walk every finished row).
     unfinished = deliveries.filter(status__in=[s for s in Delivery.Status if s != Delivery.Status.SUCCEEDED])
     while unfinished.exists():

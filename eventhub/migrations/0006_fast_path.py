@@ -2,9 +2,8 @@
 
 """Fewer index entries per delivery (issue 17): each status change writes one in every index.
 
-(route, status, -created_at) goes: route filters read (route, -created_at), rare statuses
-(status, -created_at), dead and retrying ones delivery_problems. finished_at is indexed only
-once a delivery has finished, which is all its reader (the rollup refresh) asks for.
+finished_at is indexed only once a delivery has finished, which is all its reader (the rollup
+refresh) asks for: the insert, the queued mark and the claim write no entry there.
 """
 
 from django.db import migrations, models
@@ -17,10 +16,6 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
-        migrations.RemoveIndex(
-            model_name='delivery',
-            name='delivery_route_status',
-        ),
         migrations.RemoveIndex(
             model_name='delivery',
             name='delivery_finished',
