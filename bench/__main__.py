@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     config["calibration_after"] = calibrate.run(services.broker_url())
     if rounds:
         print(report.render(rounds, config))
-    if "ordered" in config:
+    if isinstance(config.get("ordered"), dict):  # run (else the --ordered count of the settings)
         from bench import ordered
 
         print("\n" + ordered.render(config["ordered"]))

@@ -96,7 +96,8 @@ def install() -> None:
         outcomes = sum(isinstance(r, writes.OutcomeRequest) for r in batch)
         return {"n": len(batch), "name": "with outcomes" if outcomes else "claims only"}
 
-    writes._writes.run_batch = _timed("write batch", writes._writes.run_batch, batch_kind)
+    for combiner in (writes._claims, writes._outcomes):
+        combiner.run_batch = _timed("write batch", combiner.run_batch, batch_kind)
     upkeep._round = _timed("upkeep round", upkeep._round)
 
 

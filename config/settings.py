@@ -135,6 +135,8 @@ EVENTHUB = {
     # The outbox relay: grace period before a pending delivery is sent again, and its pace.
     "RELAY_AFTER_SECONDS": env.float("EVENTHUB_RELAY_AFTER_SECONDS", default=30),
     "RELAY_INTERVAL_SECONDS": env.float("EVENTHUB_RELAY_INTERVAL_SECONDS", default=10),
+    # Deliveries of one route emitted together travel in one message, at most this many per message.
+    "MESSAGE_BATCH_MAX": env.int("EVENTHUB_MESSAGE_BATCH_MAX", default=100),
     # The embedded broker (no BROKER_URL): how long a process waits at exit for its deliveries in
     # progress before handing the rest back to the relay.
     "EMBEDDED_EXIT_SECONDS": env.float("EVENTHUB_EMBEDDED_EXIT_SECONDS", default=10),

@@ -14,9 +14,11 @@ class EventhubConfig(AppConfig):
     def ready(self) -> None:
         # Imported here, as Django requires: these modules use the models, which load after this one.
         from eventhub import broker, hooks, retention, worker
+        from eventhub.conf import check_settings
         from eventhub.outbox import route_table
 
-        # Retention settings that make no sense stop every process at start, with the reason.
+        # Settings that make no sense stop every process at start, with the reason.
+        check_settings()
         retention.check_settings()
 
         # The broker must exist before any actor is declared; building it opens no connection.

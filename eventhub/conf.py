@@ -8,6 +8,7 @@ import socket
 from typing import Any
 
 from django.conf import settings as django_settings
+from django.core.exceptions import ImproperlyConfigured
 
 DEFAULTS: dict[str, Any] = {
     # "" -> the embedded in-process broker and worker threads; "amqp://..." -> RabbitMQ; several
@@ -31,6 +32,9 @@ DEFAULTS: dict[str, Any] = {
     # emit() hands its committed deliveries to a background thread that sends them and waits for
     # RabbitMQ's confirms (see eventhub/outbox/background.py); False sends them before emit() returns.
     "SEND_IN_BACKGROUND": True,
+    # Deliveries of one route emitted together (emit_many, a bulk save's hooks, an ingest batch)
+    # travel in one message, at most this many per message; 1 sends one message per delivery.
+    "MESSAGE_BATCH_MAX": 100,
     # How long a process waits at exit for deliveries it has not yet sent (the relay sends the rest).
     "SEND_FLUSH_SECONDS": 10.0,
     # A delivery still pending (never confirmed by the broker) this long after it was
@@ -127,3 +131,12 @@ eventhub_settings = EventhubSettings()
 def host_name() -> str:
     """This host's name for Consul ids and delivery records: HOSTNAME, else the machine's."""
     return eventhub_settings.HOSTNAME or socket.gethostname()
+
+
+def check_settings() -> None:
+    """Refuse bad settings at start (called from the app's ``ready``), with the setting's name."""
+    batch = eventhub_settings.MESSAGE_BATCH_MAX
+    if isinstance(batch, bool) or not isinstance(batch, int) or not 1 <= batch <= 10_000:
+        raise ImproperlyConfigured(
+            f"EVENTHUB['MESSAGE_BATCH_MAX'] must be a whole number from 1 to 10000, got {batch!r}."
+        )

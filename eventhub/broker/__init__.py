@@ -6,6 +6,7 @@ publishes through :func:`get_broker` and :class:`ConfirmingPublisher`.
 
 from eventhub.broker.confirms import ConfirmingPublisher, publisher_for
 from eventhub.broker.embedded import drain_embedded, ensure_embedded_worker, finish_embedded, is_embedded
+from eventhub.broker.limits import enqueue_retry, time_limit
 from eventhub.broker.middleware import DjangoConnections, RetryNotes, current_note
 from eventhub.broker.queue_types import QueueTypeMismatch, TypedQueueBroker
 from eventhub.broker.setup import build, declare_queues, get_broker, register_actor, setup, uses_rabbitmq
@@ -22,6 +23,7 @@ __all__ = [
     "current_note",
     "declare_queues",
     "drain_embedded",
+    "enqueue_retry",
     "ensure_embedded_worker",
     "finish_embedded",
     "get_broker",
@@ -30,5 +32,6 @@ __all__ = [
     "split_broker_urls",
     "register_actor",
     "setup",
+    "time_limit",
     "uses_rabbitmq",
 ]

@@ -1,7 +1,7 @@
 """The outbox: emit writes events and deliveries in the caller's transaction; they are sent after commit.
 
 ``emit`` validates and writes (one Delivery per matching route); ``message`` is
-what goes to RabbitMQ for a delivery; ``send`` publishes with confirms and marks
+what goes to RabbitMQ for a delivery or a batch of them; ``send`` publishes with confirms and marks
 deliveries queued; ``background`` does that from a thread so emit returns at
 commit; ``relay`` sends what the broker never confirmed; ``replay`` sends failed
 work again; ``route_table`` is the per-process copy of event types and routes.
@@ -10,7 +10,7 @@ work again; ``route_table`` is the per-process copy of event types and routes.
 from eventhub.outbox import ordering, relay, replay, route_table
 from eventhub.outbox.background import flush, send_after_commit
 from eventhub.outbox.emit import EventSpec, emit, emit_many
-from eventhub.outbox.message import DELIVER_ACTOR, Outgoing, message_for
+from eventhub.outbox.message import DELIVER_ACTOR, Outgoing, batched, message_for
 from eventhub.outbox.relay import relay_once
 from eventhub.outbox.replay import (
     REPLAY_PERMISSION,
@@ -30,6 +30,7 @@ __all__ = [
     "REPLAY_PERMISSION",
     "EventSpec",
     "Outgoing",
+    "batched",
     "can_replay",
     "check_can_replay",
     "emit",

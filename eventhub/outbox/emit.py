@@ -19,7 +19,7 @@ from eventhub.events import match, validate_data
 from eventhub.models import Delivery, Event, EventType, Route
 from eventhub.outbox import ordering, route_table
 from eventhub.outbox.background import send_after_commit
-from eventhub.outbox.message import Outgoing
+from eventhub.outbox.message import Outgoing, batched
 
 logger = logging.getLogger(__name__)
 
@@ -88,8 +88,7 @@ def emit_many(events: Iterable[EventSpec | Mapping[str, Any]]) -> list[Event]:
             deliveries = _route(stored, routes)
             ordering.number([d for d, _ in deliveries])  # issue 19: ordering per key
             _insert(stored, deliveries)
-            outgoing = [Outgoing.for_route(d.pk, route) for d, route in deliveries]
-            transaction.on_commit(partial(_publish, outgoing, stored))
+            transaction.on_commit(partial(_publish, _messages(deliveries), stored))
     return stored
 
 
@@ -105,8 +104,9 @@ def _insert(events: list[Event], pairs: list[tuple[Delivery, Route]]) -> None:
 def _publish(outgoing: list[Outgoing], events: list[Event]) -> None:
     """Send after commit, in a span linked to the events' trace contexts (when spans are on)."""
     links = {tracing.parse(e.traceparent, e.tracestate) for e in events} - {None}
+    deliveries = sum(len(item.delivery_ids) for item in outgoing)
     with tracing.span(
-        "eventhub publish", kind="PRODUCER", links=links, attributes={"eventhub.deliveries": len(outgoing)}
+        "eventhub publish", kind="PRODUCER", links=links, attributes={"eventhub.deliveries": deliveries}
     ):
         send_after_commit(outgoing)
 
@@ -121,8 +121,14 @@ def _emitted_in_one_statement(events: list[Event], routes: dict[int, list[Route]
         return False
     pairs = _route(events, routes)
     _insert_together(events, pairs)
-    _publish([Outgoing.for_route(d.pk, route) for d, route in pairs], events)
+    _publish(_messages(pairs), events)
     return True
+
+
+def _messages(pairs: list[tuple[Delivery, Route]]) -> list[Outgoing]:
+    """Deliveries emitted together travel together: one message per route (up to MESSAGE_BATCH_MAX)."""
+    items = [Outgoing.for_route(d.pk, route) for d, route in pairs]
+    return batched(items, cap=eventhub_settings.MESSAGE_BATCH_MAX)
 
 
 def _insert_together(events: list[Event], pairs: list[tuple[Delivery, Route]]) -> None:

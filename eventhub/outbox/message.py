@@ -1,9 +1,16 @@
-"""The message that carries a delivery through RabbitMQ: the delivery's id, nothing else.
+"""The message that carries deliveries through RabbitMQ: their ids, nothing else.
 
 Producers (emit, the relay, replays) build it here and the worker's actor reads
-it; the worker loads the row, so a message never carries event data or pickled objects.
+it; the worker loads the rows, so a message never carries event data or pickled objects.
+
+A message carries one delivery (``args`` = ``[id]``, the format every eventhub
+version reads) or, when events were emitted together, a batch of deliveries of
+the same route (``args`` = ``[[id, id, ...]]``, at most ``MESSAGE_BATCH_MAX``):
+the worker claims, runs and records them together, and retries a failed one
+alone (see eventhub.worker.deliver).
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import dramatiq
@@ -13,10 +20,11 @@ DELIVER_ACTOR = "eventhub.deliver"
 
 @dataclass(frozen=True, slots=True)
 class Outgoing:
-    """What it takes to send one delivery: its id, its queue and its route's backoff and time limit.
+    """What it takes to send one message: its deliveries, their queue, their route's backoff and time limit.
 
     The number of attempts is not carried: the database decides when a delivery is dead
-    (see eventhub.worker.actor.should_retry).
+    (see eventhub.worker.actor.should_retry). ``batch`` holds the other deliveries a
+    batch message carries after ``delivery_id`` (empty: a message of one delivery).
     """
 
     delivery_id: int
@@ -24,6 +32,7 @@ class Outgoing:
     min_backoff_ms: int
     max_backoff_ms: int
     time_limit_ms: int
+    batch: tuple[int, ...] = ()
 
     @classmethod
     def for_route(cls, delivery_id: int, route) -> "Outgoing":
@@ -35,17 +44,42 @@ class Outgoing:
             route.time_limit_ms,
         )
 
+    @property
+    def delivery_ids(self) -> tuple[int, ...]:
+        """Every delivery this message carries, in the order they run."""
+        return (self.delivery_id, *self.batch)
 
-def message_for(item: Outgoing) -> dramatiq.Message:
-    """The Dramatiq message for one delivery: its id only; the worker loads the row."""
+
+def batched(items: Sequence[Outgoing], *, cap: int) -> list[Outgoing]:
+    """Messages for deliveries emitted together: one per route, at most ``cap`` deliveries each.
+
+    Deliveries group only with those sent with the very same options (queue, backoff,
+    time limit: in practice, the same route), so a batch message's options are every
+    one of its deliveries' own. A group of one stays a message of one delivery.
+    """
+    groups: dict[tuple, list[int]] = {}
+    for item in items:
+        key = (item.queue, item.min_backoff_ms, item.max_backoff_ms, item.time_limit_ms)
+        groups.setdefault(key, []).extend(item.delivery_ids)
+    messages = []
+    for (queue, min_backoff, max_backoff, time_limit), ids in groups.items():
+        for start in range(0, len(ids), max(cap, 1)):
+            first, *rest = ids[start : start + max(cap, 1)]
+            messages.append(Outgoing(first, queue, min_backoff, max_backoff, time_limit, tuple(rest)))
+    return messages
+
+
+def message_for(item: Outgoing, **options) -> dramatiq.Message:
+    """The Dramatiq message for ``item``: its delivery ids only; the worker loads the rows."""
     return dramatiq.Message(
         queue_name=item.queue,
         actor_name=DELIVER_ACTOR,
-        args=(item.delivery_id,),
+        args=(list(item.delivery_ids),) if item.batch else (item.delivery_id,),
         kwargs={},
         options={
             "min_backoff": item.min_backoff_ms,
             "max_backoff": item.max_backoff_ms,
             "time_limit": item.time_limit_ms,
+            **options,
         },
     )

@@ -25,7 +25,7 @@ logger = logging.getLogger(__name__)
 
 
 def send_deliveries(items: Sequence[Outgoing]) -> int:
-    """Publish one message per delivery and mark the confirmed ones queued; returns how many.
+    """Publish the messages and mark the confirmed deliveries queued; returns how many deliveries.
 
     On RabbitMQ the whole batch is published and then its confirms awaited once
     (see eventhub.broker.confirms). Never raises: a delivery whose send fails or is not
@@ -71,11 +71,11 @@ def _confirmed(
     for message, ok in zip(messages, confirmed, strict=True):
         if ok:
             broker.emit_after("enqueue", message, None)
-    sent = [item.delivery_id for item, ok in zip(items, confirmed, strict=True) if ok]
-    if len(sent) < len(items):
+    sent = [pk for item, ok in zip(items, confirmed, strict=True) if ok for pk in item.delivery_ids]
+    if not all(confirmed):
         logger.warning(
             "RabbitMQ confirmed %d of %d delivery messages; the rest stay pending for the relay.",
-            len(sent),
+            sum(confirmed),
             len(items),
         )
     return sent
@@ -88,7 +88,7 @@ def _enqueue_each(broker: dramatiq.Broker, items: Sequence[Outgoing]) -> list[in
         for item in items:
             broker.declare_queue(item.queue)
             broker.enqueue(message_for(item))
-            sent.append(item.delivery_id)
+            sent.extend(item.delivery_ids)
     except Exception:
         logger.warning(
             "Broker send failed after %d of %d deliveries; the rest stay pending for the relay.",

@@ -1,8 +1,8 @@
-"""The Dramatiq actor: a thin shell that hands a delivery id to eventhub.worker.deliver.
+"""The Dramatiq actor: a thin shell that hands a message's delivery ids to eventhub.worker.deliver.
 
 Bad input never kills a worker. A message whose body is not JSON, or that names
 an actor nobody declared, is dead-lettered to the queue's ``.XQ`` by Dramatiq
-itself; a delivery message whose arguments are not one delivery id is refused by
+itself; a delivery message whose arguments are not one delivery id (or a list of them) is refused by
 :class:`RejectMalformed` (logged, then dead-lettered the same way); an unknown
 delivery id is logged and dropped by ``deliver``; an unregistered handler name
 makes the delivery dead with that error.
@@ -16,7 +16,7 @@ from dramatiq.middleware import Middleware, SkipMessage
 from eventhub import broker
 from eventhub.conf import eventhub_settings
 from eventhub.outbox import DELIVER_ACTOR
-from eventhub.worker.deliver import DeliveryFailed, deliver
+from eventhub.worker.deliver import DeliveryFailed, deliver, deliver_batch
 
 logger = logging.getLogger(__name__)
 
@@ -25,13 +25,25 @@ class MalformedMessage(Exception):
     """A message that can never be processed: it is dead-lettered, not retried."""
 
 
+# The most deliveries a batch message may name (MESSAGE_BATCH_MAX is at most this).
+MAX_BATCH_IDS = 10_000
+
+
 def malformed_reason(args: object, kwargs: object) -> str:
-    """Why a delivery message's arguments can't be processed, or "" when they look right."""
+    """Why a delivery message's arguments can't be processed, or "" when they look right.
+
+    A message carries one delivery id, or a list of delivery ids (a batch message).
+    """
     if kwargs or not isinstance(args, list | tuple) or len(args) != 1:
-        return f"expected one delivery id, got args={args!r:.100} kwargs={kwargs!r:.100}"
-    if isinstance(args[0], bool) or not isinstance(args[0], int):
-        return f"expected a delivery id, got {args[0]!r:.100}"
+        return f"expected one delivery id or a list of them, got args={args!r:.100} kwargs={kwargs!r:.100}"
+    ids = args[0] if isinstance(args[0], list) else [args[0]]
+    if not ids or len(ids) > MAX_BATCH_IDS or not all(_is_id(pk) for pk in ids):
+        return f"expected a delivery id or a list of 1 to {MAX_BATCH_IDS} of them, got {args[0]!r:.100}"
     return ""
+
+
+def _is_id(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 class RejectMalformed(Middleware):
@@ -78,7 +90,10 @@ def _deliver(*args: object, **kwargs: object) -> None:
     reason = malformed_reason(args, kwargs)
     if reason:
         raise MalformedMessage(reason)
-    deliver(args[0], note=broker.current_note())
+    if isinstance(args[0], list):
+        deliver_batch(args[0], note=broker.current_note())
+    else:
+        deliver(args[0], note=broker.current_note())
 
 
 deliver_actor = broker.register_actor(

@@ -1,10 +1,19 @@
-"""deliver(): run one delivery through its route's destination and record the outcome.
+"""deliver(): run deliveries through their route's destination and record the outcomes.
 
-The worker calls this with a delivery id. A delivery that already succeeded is
-skipped, so a message that RabbitMQ redelivers never runs a handler twice after
-its success was recorded. Every run is recorded as an Attempt; the last one that
-fails makes the delivery ``dead``. A delivery whose route is open or paused is held
-before its claim, and each outcome counts for its route's circuit (eventhub.health).
+The worker calls :func:`deliver` with the delivery id a message carries, or
+:func:`deliver_batch` with the ids of a batch message (deliveries of one route
+emitted together, see eventhub.outbox.message). Both take one path: the
+deliveries are claimed together (one statement), each runs in turn under its
+route's time limit, and their outcomes are recorded together (one statement).
+A delivery that already succeeded is skipped, so a message that RabbitMQ
+redelivers never runs a handler twice after its success was recorded. Every run
+is recorded as an Attempt; the last one that fails makes the delivery ``dead``.
+A delivery whose route is open or paused is held before its claim, and each
+outcome counts for its route's circuit (eventhub.health).
+
+A failed delivery with attempts left is retried with its route's backoff: a
+message of one delivery through Dramatiq's retries (DeliveryFailed), a delivery
+of a batch alone, in a message of its own, so it never holds up the others.
 """
 
 import contextlib
@@ -12,7 +21,8 @@ import logging
 import os
 import threading
 import time
-from dataclasses import dataclass, replace
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 import dramatiq
@@ -21,12 +31,12 @@ from django.db.models import F
 from django.utils import timezone
 from dramatiq.middleware.time_limit import TimeLimitExceeded
 
-from eventhub import health, tracing
-from eventhub.conf import host_name
+from eventhub import broker, health, tracing
+from eventhub.conf import eventhub_settings, host_name
 from eventhub.db import durability, sqlbatch
 from eventhub.destinations import PermanentError, destination_for
 from eventhub.models import Attempt, Delivery
-from eventhub.outbox import ordering
+from eventhub.outbox import Outgoing, batched, message_for, ordering, send_deliveries
 from eventhub.worker import shaping, writes
 
 logger = logging.getLogger(__name__)
@@ -39,6 +49,11 @@ OUTCOME_NOT_RECORDED = (
     "Outcome not recorded: the attempt ran (it may have taken effect), but writing its outcome failed "
     "({error}); the delivery was run again."
 )
+# A batch records the outcomes it has after a run once this long has passed since it last did,
+# and marks its deliveries still to run as just started once a while has passed since their
+# claim: the rescue (eventhub.worker.rescue) takes a delivery long "running" for a lost one.
+RECORD_EVERY_SECONDS = 1.0
+KEEP_CLAIMS_EVERY_SECONDS = 30.0
 
 
 class DeliveryFailed(dramatiq.Retry):
@@ -59,9 +74,13 @@ class OutcomeNotRecorded(Exception):
     note below, so that the next claim records the lost attempt for what it was.
     """
 
-    def __init__(self, *, delivery_id: int, attempt: int, error: str) -> None:
-        super().__init__(f"Delivery {delivery_id} attempt {attempt}: outcome not recorded: {error}")
-        self.retry_note = {"attempt": attempt, "error": error[:500]}
+    def __init__(self, *, attempts: dict[int, int], error: str) -> None:
+        named = ", ".join(f"delivery {pk} attempt {attempt}" for pk, attempt in attempts.items())
+        super().__init__(f"{named}: outcome not recorded: {error}")
+        first = next(iter(attempts.values()))
+        # "attempt" alone is what earlier versions wrote and read; "deliveries" names each of a batch.
+        deliveries = {str(pk): attempt for pk, attempt in attempts.items()}
+        self.retry_note = {"attempt": first, "error": error[:500], "deliveries": deliveries}
 
 
 @dataclass(frozen=True)
@@ -79,20 +98,34 @@ def worker_name() -> str:
     return f"{host_name()}:{os.getpid()}/{threading.current_thread().name}"
 
 
-def claim(delivery_id: int, *, worker: str, note: dict | None = None) -> Delivery | None:
-    """Mark the delivery running and count the attempt; None if unknown, succeeded or dead.
+def claim_many(delivery_ids: Sequence[int], *, worker: str, note: dict | None = None) -> list[Delivery]:
+    """Mark these deliveries running and count their attempts; returns the claimed ones, in order.
 
-    A delivery found ``running`` was interrupted (its worker was killed, or RabbitMQ
-    redelivered the message), or its outcome could not be recorded (``note``, left by
-    that run: see OutcomeNotRecorded): that attempt is recorded as failed, and when it
-    was the route's last attempt the delivery is dead instead of running again, so a
-    handler that kills its worker can't loop forever.
+    Unknown, succeeded and dead deliveries are left out. The usual claim takes one
+    statement for all (see eventhub.worker.writes); a delivery found ``running`` was
+    interrupted (its worker was killed, or RabbitMQ redelivered the message), or its
+    outcome could not be recorded (``note``, left by that run: see OutcomeNotRecorded):
+    that attempt is recorded as failed, and when it was the route's last attempt the
+    delivery is dead instead of running again, so a handler that kills its worker
+    can't loop forever.
     """
     now = timezone.now()
+    claimed: list[Delivery | None] = [None] * len(delivery_ids)
     if durability.can_relax():  # the usual case in one round trip; see eventhub.worker.writes
-        delivery = writes.claim_unstarted(delivery_id, worker=worker, now=now)
-        if delivery is not None:
-            return delivery
+        claimed = writes.claim_unstarted(delivery_ids, worker=worker, now=now)
+    left = [pk for pk, delivery in zip(delivery_ids, claimed, strict=True) if delivery is None]
+    statuses = dict(Delivery.objects.filter(pk__in=left).values_list("pk", "status")) if left else {}
+    found = {delivery.pk: delivery for delivery in claimed if delivery is not None}
+    for pk in left:
+        if statuses.get(pk) not in (None, Delivery.Status.SUCCEEDED, Delivery.Status.DEAD):
+            found[pk] = _claim_locked(pk, worker=worker, now=now, note=note)
+        if found.get(pk) is None:
+            _log_skipped(pk, statuses.get(pk))
+    return [found[pk] for pk in delivery_ids if found.get(pk) is not None]
+
+
+def _claim_locked(delivery_id: int, *, worker: str, now: datetime, note: dict | None) -> Delivery | None:
+    """claim_many's careful path for one delivery: under its row lock, recording an interrupted run."""
     with transaction.atomic():
         # The claim is made durable by the outcome's commit; it need not wait for the disk itself.
         durability.relax_current_transaction()
@@ -124,7 +157,12 @@ def claim(delivery_id: int, *, worker: str, note: dict | None = None) -> Deliver
 
 def interrupted_reason(delivery: Delivery, note: dict | None) -> str:
     """Why the run a claim found unfinished has no outcome: lost while recording, or interrupted."""
-    if isinstance(note, dict) and note.get("attempt") == delivery.attempts:
+    if not isinstance(note, dict):
+        return INTERRUPTED
+    # A batch's note names each delivery's attempt; a single message's (any version's) has one.
+    deliveries = note.get("deliveries")
+    attempt = deliveries.get(str(delivery.pk)) if isinstance(deliveries, dict) else note.get("attempt")
+    if attempt == delivery.attempts:
         return OUTCOME_NOT_RECORDED.format(error=note.get("error") or "unknown error")
     return INTERRUPTED
 
@@ -160,56 +198,171 @@ def _attempt_of(delivery: Delivery) -> str:
 
 
 def deliver(delivery_id: int, *, worker: str | None = None, note: dict | None = None) -> Outcome | None:
-    """Run delivery ``delivery_id`` once; returns its outcome, or None when there was nothing to run.
+    """Run delivery ``delivery_id`` once (a message of one delivery); its outcome, or None when there
+    was nothing to run.
 
     Raises DeliveryFailed after recording a failure that has attempts left, so the
-    queue layer retries it with the route's backoff; OutcomeNotRecorded when the
-    outcome could not be written. ``note`` is what the message's previous run left
+    queue layer retries the message with the route's backoff; OutcomeNotRecorded when
+    the outcome could not be written. ``note`` is what the message's previous run left
     (see eventhub.broker.RetryNotes).
     """
-    worker = worker or worker_name()
-    if health.gate(delivery_id):  # issue 18: its route is open or paused: held, no attempt counted
+    ran = _run(_admitted([delivery_id]), worker=worker or worker_name(), note=note)
+    if not ran:
         return None
-    delivery = claim(delivery_id, worker=worker, note=note)
-    if delivery is None:
-        _log_skipped(delivery_id)
-        return None
-    # Issue 19: ordering per key. Not its key's turn: it waits, and its message is done with.
-    if delivery.ordering_key is not None and not ordering.may_run(delivery):
-        return None
-    with _deliver_span(delivery) as span:
-        outcome = _attempt(delivery, worker=worker)
-        tracing.set_attributes(span, status=str(outcome.status))
-    if delivery.ordering_key is not None and outcome.status in ordering.FINISHED:
-        ordering.release(route_id=delivery.route_id, key=delivery.ordering_key)  # issue 19: the key's next
+    _, outcome = ran[0]
     if outcome.status == Delivery.Status.RETRYING:
         raise DeliveryFailed(outcome.error, delay=outcome.retry_delay_ms)
     return outcome
 
 
-def _attempt(delivery: Delivery, *, worker: str) -> Outcome:
-    """Run the route's destination once (an "eventhub attempt" span) and record the outcome."""
-    started = time.monotonic()
-    with tracing.span("eventhub attempt", attributes={"eventhub.attempt": delivery.attempts}) as span:
-        error, permanent, failure = _run_destination(delivery)
-        tracing.mark_failed(span, error)
-    try:
-        outcome = record_outcome(
+def deliver_batch(
+    delivery_ids: Sequence[int], *, worker: str | None = None, note: dict | None = None
+) -> dict[int, Outcome]:
+    """Run the deliveries a batch message carries, each once; their outcomes by id (those that ran).
+
+    As :func:`deliver`, but a failure with attempts left is sent again alone, after
+    its route's backoff, and the others' outcomes stand: when RabbitMQ redelivers the
+    batch, those that succeeded are skipped.
+    """
+    ran = _run(_admitted(delivery_ids), worker=worker or worker_name(), note=note)
+    for delivery, outcome in ran:
+        if outcome.status == Delivery.Status.RETRYING:
+            _retry_alone(delivery, delay_ms=outcome.retry_delay_ms)
+    return {delivery.pk: outcome for delivery, outcome in ran}
+
+
+def _admitted(delivery_ids: Sequence[int]) -> list[int]:
+    """The deliveries of a message that may be claimed now, in order: the one point where each
+    delivery of a message is asked whether it may run, before its claim.
+
+    A delivery named twice in one message runs once.
+    """
+    admitted: list[int] = []
+    seen: set[int] = set()
+    for pk in delivery_ids:
+        if pk in seen:
+            continue
+        seen.add(pk)
+        if health.gate(pk):  # issue 18: its route is open or paused: held, no attempt counted
+            continue
+        admitted.append(pk)
+    return admitted
+
+
+def _run(delivery_ids: list[int], *, worker: str, note: dict | None) -> list[tuple[Delivery, Outcome]]:
+    """Claim the deliveries together, run each in turn, record their outcomes together."""
+    claimed = claim_many(delivery_ids, worker=worker, note=note) if delivery_ids else []
+    outcomes = _Outcomes()
+    for index, delivery in enumerate(claimed):
+        if index and _stopping():  # a graceful stop waits for this message: not for the whole batch
+            outcomes.record()
+            _hand_back(claimed[index:], worker=worker)
+            break
+        if delivery.ordering_key is not None:
+            outcomes.record()  # an earlier one of the batch may be this one's head: its outcome first
+            # Issue 19: ordering per key. Not its key's turn: it waits, and this message is done with it.
+            if not ordering.may_run(delivery):
+                continue
+        outcomes.add(delivery, *_attempt(delivery, worker=worker))
+        outcomes.keep_up(still_to_run=claimed[index + 1 :], worker=worker)
+    outcomes.record()
+    return outcomes.recorded
+
+
+def _attempt(delivery: Delivery, *, worker: str) -> tuple[writes.OutcomeRequest, BaseException | None]:
+    """Run the route's destination once (in "eventhub deliver" and "eventhub attempt" spans); its outcome."""
+    started_at, started = timezone.now(), time.monotonic()
+    with _deliver_span(delivery) as span:
+        with tracing.span("eventhub attempt", attributes={"eventhub.attempt": delivery.attempts}) as attempt:
+            error, permanent, failure = _run_destination(delivery)
+            tracing.mark_failed(attempt, error)
+        outcome = decide_outcome(
             delivery,
-            started_at=delivery.started_at,
+            started_at=started_at,
             duration_ms=(time.monotonic() - started) * 1000,
             error=error,
             permanent=permanent,
             worker=worker,
         )
-    except Exception as exc:
-        text = f"{type(exc).__name__}: {exc}".strip()
-        raise OutcomeNotRecorded(delivery_id=delivery.pk, attempt=delivery.attempts, error=text) from exc
-    # Issue 18: the route's circuit counts it; a failure on an open or paused route is held; Retry-After.
-    status, delay = health.after_attempt(
-        delivery=delivery, status=outcome.status, failure=failure, error=error
-    )
-    return replace(outcome, status=status, retry_delay_ms=delay)
+        tracing.set_attributes(span, status=str(outcome.status))
+    return outcome, failure
+
+
+class _Outcomes:
+    """A message's outcomes not yet recorded, written together (one statement)."""
+
+    def __init__(self) -> None:
+        self.waiting: list[tuple[Delivery, writes.OutcomeRequest, BaseException | None]] = []
+        self.recorded: list[tuple[Delivery, Outcome]] = []
+        self.last_record = self.last_keep = time.monotonic()
+
+    def add(self, delivery: Delivery, outcome: writes.OutcomeRequest, failure: BaseException | None) -> None:
+        self.waiting.append((delivery, outcome, failure))
+
+    def keep_up(self, *, still_to_run: Sequence[Delivery], worker: str) -> None:
+        """In a long batch: record what ran, and keep the claims of those still to run fresh."""
+        now = time.monotonic()
+        if now - self.last_record >= RECORD_EVERY_SECONDS:
+            self.record()
+        if still_to_run and now - self.last_keep >= KEEP_CLAIMS_EVERY_SECONDS:
+            self.last_keep = now
+            Delivery.objects.filter(
+                pk__in=[d.pk for d in still_to_run], status=Delivery.Status.RUNNING, worker=worker
+            ).update(started_at=timezone.now())
+
+    def record(self) -> None:
+        """Write the waiting outcomes in one statement, then log failures and release ordering keys."""
+        self.last_record = time.monotonic()
+        if not self.waiting:
+            return
+        waiting, self.waiting = self.waiting, []
+        try:
+            _write_outcomes([outcome for _, outcome, _ in waiting])
+        except Exception as exc:
+            text = f"{type(exc).__name__}: {exc}".strip()
+            attempts = {outcome.delivery_id: outcome.number for _, outcome, _ in waiting}
+            raise OutcomeNotRecorded(attempts=attempts, error=text) from exc
+        for delivery, request, failure in waiting:
+            if request.error:
+                _log_failure(
+                    delivery, status=request.status, error=request.error, permanent=request.permanent
+                )
+            # Issue 18: the route's circuit counts it; a failure on an open or paused route is held
+            # (its retry is left to the releaser); a 429/503's Retry-After delays the retry.
+            status, delay = health.after_attempt(
+                delivery=delivery, status=request.status, failure=failure, error=request.error
+            )
+            outcome = Outcome(
+                status=status, attempts=request.number, error=request.error, retry_delay_ms=delay
+            )
+            if delivery.ordering_key is not None and outcome.status in ordering.FINISHED:
+                ordering.release(route_id=delivery.route_id, key=delivery.ordering_key)  # the key's next
+            self.recorded.append((delivery, outcome))
+
+
+def _stopping() -> bool:
+    """Whether this thread's Dramatiq worker is stopping (it waits only for the message in hand)."""
+    return getattr(threading.current_thread(), "running", True) is False
+
+
+def _hand_back(deliveries: Sequence[Delivery], *, worker: str) -> None:
+    """Give back the deliveries of a batch a stopping worker claimed but did not start: their claim
+    undone (no attempt counted), and sent again (or, if that fails, left pending for the relay)."""
+    Delivery.objects.filter(
+        pk__in=[d.pk for d in deliveries], status=Delivery.Status.RUNNING, worker=worker
+    ).update(status=Delivery.Status.PENDING, attempts=F("attempts") - 1)
+    items = [Outgoing.for_route(d.pk, d.route) for d in deliveries]
+    sent = send_deliveries(batched(items, cap=eventhub_settings.MESSAGE_BATCH_MAX))
+    logger.info("Worker stopping: %d deliveries of a batch not started, sent again (%d).", len(items), sent)
+
+
+def _retry_alone(delivery: Delivery, *, delay_ms: int | None = None) -> None:
+    """Send a failed delivery of a batch again in a message of its own, after its route's backoff
+    (or the receiver's Retry-After, ``delay_ms``, when that is later)."""
+    message = message_for(Outgoing.for_route(delivery.pk, delivery.route))
+    retries = delivery.attempts - delivery.attempts_before_replay
+    delay = broker.enqueue_retry(message, retries=retries, at_least_ms=delay_ms)
+    logger.debug("Delivery %s of a batch retried alone in %d ms.", delivery.pk, delay)
 
 
 def _deliver_span(delivery: Delivery):
@@ -230,12 +383,14 @@ def _deliver_span(delivery: Delivery):
 def _run_destination(delivery: Delivery) -> tuple[str, bool, BaseException | None]:
     """Run the route's destination once: ("", False, None) on success, else (error, permanent, exception)."""
     try:
-        destination_for(delivery.route.destination_kind)(
-            route=delivery.route,
-            envelope=delivery.event.envelope,
-            delivery=delivery,
-            transform=shaping.transform_for(delivery),
-        )
+        # Each delivery's own time limit, from its start: see eventhub.broker.limits.
+        with broker.time_limit(delivery.route.time_limit_ms):
+            destination_for(delivery.route.destination_kind)(
+                route=delivery.route,
+                envelope=delivery.event.envelope,
+                delivery=delivery,
+                transform=shaping.transform_for(delivery),
+            )
     except PermanentError as exc:
         return f"{type(exc).__name__}: {exc}", True, exc
     except TimeLimitExceeded as exc:
@@ -248,8 +403,7 @@ def _run_destination(delivery: Delivery) -> tuple[str, bool, BaseException | Non
     return "", False, None
 
 
-def _log_skipped(delivery_id: int) -> None:
-    status = Delivery.objects.filter(pk=delivery_id).values_list("status", flat=True).first()
+def _log_skipped(delivery_id: int, status: str | None) -> None:
     if status is None:
         # Not ours to record anywhere: deleted, or a message from another database's eventhub.
         logger.warning("Delivery %s does not exist; message dropped.", delivery_id)
@@ -257,32 +411,43 @@ def _log_skipped(delivery_id: int) -> None:
         logger.info("Delivery %s is %s; nothing to run.", delivery_id, status)
 
 
-def record_outcome(
+def decide_outcome(
     delivery: Delivery, *, started_at: datetime, duration_ms: float, error: str, permanent: bool, worker: str
-) -> Outcome:
-    """The one outcome recorder: write the attempt and the delivery's new state together."""
+) -> writes.OutcomeRequest:
+    """The one outcome rule: succeeded, retrying while the route's attempts last, else dead."""
     if not error:
         status = Delivery.Status.SUCCEEDED
     elif permanent or delivery.attempts - delivery.attempts_before_replay >= delivery.route.max_attempts:
         status = Delivery.Status.DEAD
     else:
         status = Delivery.Status.RETRYING
-    finished = timezone.now()
-    error = error[:ERROR_LIMIT]
-    outcome = writes.OutcomeRequest(
-        delivery.pk, delivery.attempts, started_at, finished, duration_ms, worker, status, error
+    return writes.OutcomeRequest(
+        delivery.pk,
+        delivery.attempts,
+        started_at,
+        timezone.now(),
+        duration_ms,
+        worker,
+        status,
+        error[:ERROR_LIMIT],
+        permanent,
     )
+
+
+def _write_outcomes(outcomes: list[writes.OutcomeRequest]) -> None:
+    """The one outcome recorder: each attempt and its delivery's new state, together."""
     if sqlbatch.supported():  # one statement, with other threads' writes when outside a transaction
-        writes.record_outcome(outcome)
-    else:
-        with transaction.atomic():
-            outcome.attempt().save()
-            Delivery.objects.filter(pk=delivery.pk).update(
-                status=status, finished_at=finished, duration_ms=duration_ms, last_error=error
+        writes.record_outcomes(outcomes)
+        return
+    with transaction.atomic():
+        Attempt.objects.bulk_create([outcome.attempt() for outcome in outcomes])
+        for outcome in outcomes:
+            Delivery.objects.filter(pk=outcome.delivery_id).update(
+                status=outcome.status,
+                finished_at=outcome.finished_at,
+                duration_ms=outcome.duration_ms,
+                last_error=outcome.error,
             )
-    if error:
-        _log_failure(delivery, status=status, error=error, permanent=permanent)
-    return Outcome(status=status, attempts=delivery.attempts, error=error)
 
 
 def _log_failure(delivery: Delivery, *, status: str, error: str, permanent: bool) -> None:

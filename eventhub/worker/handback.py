@@ -42,7 +42,7 @@ def finish_embedded_work(*, timeout: float | None = None) -> int:
     wait = eventhub_settings.EMBEDDED_EXIT_SECONDS if timeout is None else timeout
     try:
         left = broker.finish_embedded(timeout=wait)
-        ids = sorted({m.args[0] for m in left if m.actor_name == DELIVER_ACTOR and len(m.args) == 1})
+        ids = sorted({pk for m in left if m.actor_name == DELIVER_ACTOR for pk in _delivery_ids(m.args)})
         handed = hand_back(delivery_ids=ids) if ids else 0
     except Exception:  # noqa: BLE001 - logged; the relay's rescue is the last resort
         logger.exception("Could not hand unfinished deliveries back at exit; the relay rescues them later.")
@@ -50,6 +50,13 @@ def finish_embedded_work(*, timeout: float | None = None) -> int:
     if handed:
         logger.warning("Exiting with %d unfinished deliveries: handed back to the outbox relay.", handed)
     return handed
+
+
+def _delivery_ids(args: tuple) -> list[int]:
+    """The ids a delivery message carries: one, or a batch message's list."""
+    if len(args) != 1:
+        return []
+    return list(args[0]) if isinstance(args[0], list) else [args[0]]
 
 
 def hand_back(*, delivery_ids: Iterable[int]) -> int:

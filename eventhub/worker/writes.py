@@ -4,14 +4,16 @@ Each delivery costs a worker two writes: the claim (mark it running, count the
 attempt, load it with its event) and the outcome (insert the attempt, update the
 delivery). Run one by one, each is a round trip and a commit of its own, and the
 database and the driver spend more on those than on the rows. Here a worker
-process's concurrent claims and outcomes are combined (see eventhub.db.combining):
-whichever thread is free runs everyone's pending writes as one statement, one
-commit, on its own connection.
+process's concurrent claims, and apart from them its concurrent outcomes, are
+combined (see eventhub.db.combining): whichever thread is free runs everyone's
+pending writes as one statement, one commit, on its own connection. Claims are
+combined apart so that a claim never waits behind an outcome batch's WAL flush.
+A batch message's claims, or outcomes, are one statement of their own.
 
 The statement updates every delivery row once, in ascending id order, as every
 multi-row update of deliveries does (no deadlocks). A batch with only claims
 commits without waiting for the disk (see eventhub.db.durability: the outcome's
-commit makes a claim durable); one with an outcome waits, since the outcome is the
+commit makes a claim durable); one with outcomes waits, since the outcome is the
 record that makes a delivery done. The SQL is built once per process from the
 models and is the same for any mix, so it is prepared once per connection.
 
@@ -57,6 +59,7 @@ class OutcomeRequest(NamedTuple):
     worker: str
     status: str
     error: str
+    permanent: bool = False  # the destination refused for good (not written: the status says dead)
 
     def update_values(self) -> tuple:
         """As ClaimRequest.update_values; the worker stays the claim's."""
@@ -103,21 +106,26 @@ ATTEMPT_COLUMNS = (
 Write = ClaimRequest | OutcomeRequest
 
 
-def claim_unstarted(delivery_id: int, *, worker: str, now: datetime) -> Delivery | None:
-    """Claim the delivery if it is unstarted; returns it with ``event`` and ``route`` loaded, or None.
+def claim_unstarted(delivery_ids: Sequence[int], *, worker: str, now: datetime) -> list[Delivery | None]:
+    """Claim the unstarted ones of these deliveries; one result per id: the Delivery (``event`` and
+    ``route`` loaded) or None.
 
-    Runs as its own transaction, possibly together with other threads' writes:
-    call it only where ``durability.can_relax()`` holds.
+    One delivery is claimed with other threads' claims (never behind their outcomes,
+    which wait for the disk); the deliveries of a batch message in one statement of
+    their own. Runs as its own transaction: call it only where ``durability.can_relax()`` holds.
     """
-    return _writes.submit(ClaimRequest(delivery_id, worker, now))
+    if len(delivery_ids) == 1:
+        return [_claims.submit(ClaimRequest(delivery_ids[0], worker, now))]
+    return write_batch([ClaimRequest(pk, worker, now) for pk in delivery_ids])
 
 
-def record_outcome(outcome: OutcomeRequest) -> None:
-    """Write an outcome: with other threads' writes when outside a transaction, else alone in it."""
-    if durability.can_relax():
-        _writes.submit(outcome)
+def record_outcomes(outcomes: Sequence[OutcomeRequest]) -> None:
+    """Write outcomes in one statement: one alone with other threads' outcomes when outside a
+    transaction; a batch message's together, or anything inside a transaction, as it is."""
+    if len(outcomes) == 1 and durability.can_relax():
+        _outcomes.submit(outcomes[0])
     else:
-        write_batch([outcome])
+        write_batch(outcomes)
 
 
 def write_batch(requests: Sequence[Write]) -> list[Delivery | None]:
@@ -163,7 +171,10 @@ def write_batch(requests: Sequence[Write]) -> list[Delivery | None]:
 
 # Half a millisecond of lingering under load: measured in bench/, it cuts the worker's and the
 # database's work per delivery by about a tenth, and latency stays far below a handler's.
-_writes: Combiner[Write, Delivery | None] = Combiner(write_batch, linger=0.0005)
+# Claims and outcomes are combined apart: a batch with an outcome waits for the disk, and a
+# claim queued behind it waited with it; a claims-only batch commits without waiting.
+_claims: Combiner[Write, Delivery | None] = Combiner(write_batch, linger=0.0005)
+_outcomes: Combiner[Write, Delivery | None] = Combiner(write_batch, linger=0.0005)
 
 
 def _attempts_statement(outcomes: Sequence[OutcomeRequest]) -> sqlbatch.Statement:

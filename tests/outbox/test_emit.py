@@ -1,14 +1,18 @@
 """emit() and emit_many(): validation, the outbox rows, and sending only after commit."""
 
+import json
+
 import pika
 import pytest
+from django.conf import settings
 from django.db import transaction
+from django.test import override_settings
 
 from eventhub import emit, emit_many
 from eventhub.errors import EmitError, InvalidEventData, UnknownEventType
 from eventhub.models import Delivery, Event
 from eventhub.outbox import background
-from tests.conftest import RABBITMQ_URL
+from tests.conftest import RABBITMQ_URL, delete_queues
 from tests.support import factories
 
 SCHEMA = {
@@ -27,6 +31,20 @@ def queue_depth(name: str) -> int:
     finally:
         if connection.is_open:
             connection.close()
+
+
+def queued_args(name: str) -> list:
+    """The ``args`` of every message waiting in queue ``name``, oldest first (left in the queue)."""
+    connection = pika.BlockingConnection(pika.URLParameters(RABBITMQ_URL))
+    try:
+        channel, found = connection.channel(), []
+        while True:
+            method, _, body = channel.basic_get(name, auto_ack=False)
+            if method is None:
+                return found
+            found.append(json.loads(body)["args"])
+    finally:
+        connection.close()  # unacknowledged: the messages go back to the queue
 
 
 @pytest.mark.django_db
@@ -91,7 +109,7 @@ def test_emit_in_a_rolled_back_transaction_sends_nothing(rabbitmq_broker, queue_
 
 
 @pytest.mark.django_db(transaction=True)
-def test_commit_sends_one_confirmed_message_per_delivery(rabbitmq_broker, queue_name):
+def test_commit_sends_deliveries_emitted_together_in_one_confirmed_message(rabbitmq_broker, queue_name):
     paid = factories.event_type("order.paid")
     factories.route(paid, "h", queue=queue_name)
     factories.route(paid, "h2", queue=queue_name)
@@ -101,8 +119,31 @@ def test_commit_sends_one_confirmed_message_per_delivery(rabbitmq_broker, queue_
         assert queue_depth(queue_name) == 0  # nothing leaves before commit
 
     assert background.flush()  # sent by the background sender, soon after the commit
-    assert queue_depth(queue_name) == 2
+    assert queued_args(queue_name) == [[sorted(Delivery.objects.values_list("pk", flat=True))]]
     assert set(Delivery.objects.values_list("status", flat=True)) == {"queued"}
+
+
+@pytest.mark.django_db(transaction=True)
+@override_settings(EVENTHUB={**settings.EVENTHUB, "MESSAGE_BATCH_MAX": 2})
+def test_emit_many_sends_a_message_per_queue_and_cap_and_a_lone_delivery_as_before(
+    rabbitmq_broker, queue_name
+):
+    other_queue = f"{queue_name}-b"
+    paid = factories.event_type("order.paid")
+    to_a = factories.route(paid, "h", queue=queue_name)
+    to_b = factories.route(paid, "h2", queue=other_queue, filter={"data": {"order_id": [1]}})
+    try:
+        emit_many([{"type": "order.paid", "data": {"order_id": i}} for i in range(1, 6)])
+        assert background.flush()
+
+        a = list(Delivery.objects.filter(route=to_a).order_by("pk").values_list("pk", flat=True))
+        b = list(Delivery.objects.filter(route=to_b).values_list("pk", flat=True))
+        # Five for the first route: two batches of two, then one alone in today's format.
+        assert queued_args(queue_name) == [[a[0:2]], [a[2:4]], [a[4]]]
+        assert queued_args(other_queue) == [b]
+        assert set(Delivery.objects.values_list("status", flat=True)) == {"queued"}
+    finally:
+        delete_queues([other_queue])
 
 
 @pytest.mark.django_db(transaction=True)
@@ -133,7 +174,9 @@ def test_emit_outside_a_transaction_writes_everything_then_sends_confirmed(rabbi
     )
 
     assert background.flush()
-    assert queue_depth(queue_name) == 60
+    # The 60 deliveries, emitted together through routes sent alike: one batch message.
+    [[carried]] = queued_args(queue_name)
+    assert sorted(carried) == sorted(Delivery.objects.values_list("pk", flat=True)) and len(carried) == 60
     stored = Event.objects.in_bulk([e.pk for e in events])
     assert len(stored) == 31 and all(stored[e.pk].created_at for e in events)
     assert stored[events[-1].pk].event_type == silent

@@ -152,7 +152,8 @@ def test_a_broker_cut_while_emitting_30_events_all_30_delivered_once_by_the_rela
 def test_b_worker_sigkilled_mid_handler_12_events_all_12_run_again_and_succeed(queue_name, worker_process):
     factories.route(factories.event_type("fault.kill"), "testapp.slow", queue=queue_name, max_attempts=3)
     worker = worker_process(threads=12)
-    events = emit_many([{"type": "fault.kill", "data": {"sleep": 2}} for _ in range(12)])
+    # Emitted one by one: a message each, twelve at once in flight on twelve threads.
+    events = [emit("fault.kill", data={"sleep": 2}) for _ in range(12)]
     wait_for(lambda: status_counts(events) == {"running": 12}, what="12 running")
 
     os.killpg(worker.pid, signal.SIGKILL)  # the whole worker: main process and its worker process
@@ -235,6 +236,29 @@ def test_c2_handler_over_its_time_limit_5_events_interrupted_each_attempt_then_5
     assert max(Attempt.objects.values_list("duration_ms", flat=True)) < 2500  # cut short, not 5 s
 
 
+def test_c3_a_slow_delivery_in_a_batch_uses_its_own_time_limit_not_the_others(queue_name, worker_process):
+    factories.route(
+        factories.event_type("fault.slow"),
+        "testapp.slow",
+        queue=queue_name,
+        max_attempts=1,
+        time_limit_ms=1500,
+    )
+    worker_process(threads=1)
+    # One batch message: 0.6 s + 0.6 s + (cut at its limit) + 0.6 s + 0.6 s, far over 1.5 s together.
+    sleeps = [0.6, 0.6, 30, 0.6, 0.6]
+    events = emit_many([{"type": "fault.slow", "data": {"sleep": s}} for s in sleeps])
+    wait_for(
+        lambda: status_counts(events) == {"succeeded": 4, "dead": 1}, timeout=30, what="4 succeeded, 1 dead"
+    )
+    slow = Delivery.objects.get(event=events[2])
+    assert slow.status == "dead"
+    assert slow.last_error == "TimeLimitExceeded: the attempt ran longer than the route's 1500 ms."
+    assert 1500 <= slow.duration_ms < 4000
+    # One worker thread ran them one after another, each within its own limit.
+    assert Delivery.objects.filter(event__in=events).values("worker").distinct().count() == 1
+
+
 def test_d_4_malformed_messages_3_dead_lettered_1_unknown_id_logged_20_good_events_delivered(
     queue_name, worker_process
 ):
@@ -266,7 +290,7 @@ def test_d_4_malformed_messages_3_dead_lettered_1_unknown_id_logged_20_good_even
     assert worker.poll() is None, "the worker died"
     log = log_of(worker)
     assert "Failed to decode message" in log
-    assert "dead-lettered: expected a delivery id, got 'not-an-id'" in log
+    assert "dead-lettered: expected a delivery id or a list of 1 to 10000 of them, got 'not-an-id'" in log
     assert "undefined actor 'nobody.declared.this'. Moving it to the DLQ" in log  # Dramatiq's own check
     assert "Delivery 987654321 does not exist" in log
     print(f"\n[d: malformed] published=4 dead_lettered={xq_depth(queue_name)} unknown_id_logged=1")
@@ -305,8 +329,10 @@ def test_f_sigterm_with_4_in_flight_of_10_events_finishes_them_exits_cleanly_res
 ):
     factories.route(factories.event_type("fault.term"), "testapp.slow", queue=queue_name)
     worker = worker_process(threads=4, relay=True)
-    events = emit_many([{"type": "fault.term", "data": {"sleep": 1.5}} for _ in range(10)])
-    wait_for(lambda: status_counts(events)["running"] == 4, what="4 running")
+    # Emitted one by one: a message each, four at a time in flight.
+    events = [emit("fault.term", data={"sleep": 1.5}) for _ in range(10)]
+    # Generous: the worker process starts first (slow on a loaded machine).
+    wait_for(lambda: status_counts(events)["running"] == 4, timeout=60, what="4 running")
 
     # To the main process only, as a process manager does (Docker; systemd with KillMode=mixed):
     # Dramatiq forwards it, and a second SIGTERM would tell its workers to quit at once.
@@ -324,3 +350,46 @@ def test_f_sigterm_with_4_in_flight_of_10_events_finishes_them_exits_cleanly_res
     tally = count_and_report("f: SIGTERM", events, "testapp.slow")
     assert tally["delivered_once"] == 10
     assert not Attempt.objects.filter(error=INTERRUPTED).exists()  # nothing was cut off
+
+
+def test_f2_sigterm_in_the_middle_of_a_batch_finishes_the_delivery_in_hand_and_gives_back_the_rest(
+    queue_name, worker_process
+):
+    factories.route(factories.event_type("fault.term"), "testapp.slow", queue=queue_name)
+    worker = worker_process(threads=1)
+    events = emit_many([{"type": "fault.term", "data": {"sleep": 1}} for _ in range(6)])  # one message
+    # Generous: the worker process starts first (slow on a loaded machine).
+    wait_for(
+        lambda: status_counts(events)["succeeded"] >= 1, timeout=60, what="the first of the batch succeeded"
+    )
+
+    os.kill(worker.pid, signal.SIGTERM)
+    assert worker.wait(30) == 0, log_of(worker)[-3000:]
+    left = status_counts(events)
+    assert left["running"] == 0 and left["succeeded"] < 6, left  # not the whole batch: 6 s of work
+
+    worker_process(threads=1)
+    wait_for(lambda: status_counts(events) == {"succeeded": 6}, timeout=60, what="6 succeeded")
+    tally = count_and_report("f2: SIGTERM mid-batch", events, "testapp.slow")
+    assert tally["delivered_once"] == 6
+    assert set(Delivery.objects.filter(event__in=events).values_list("attempts", flat=True)) == {1}
+
+
+def test_b2_worker_sigkilled_in_the_middle_of_a_batch_each_claimed_delivery_runs_again(
+    queue_name, worker_process
+):
+    factories.route(factories.event_type("fault.kill"), "testapp.slow", queue=queue_name, max_attempts=3)
+    worker = worker_process(threads=1)
+    events = emit_many([{"type": "fault.kill", "data": {"sleep": 1}} for _ in range(4)])  # one message
+    wait_for(lambda: status_counts(events) == {"running": 4}, timeout=60, what="the batch claimed")
+
+    os.killpg(worker.pid, signal.SIGKILL)
+    worker.wait(10)
+    worker_process(threads=1)  # RabbitMQ redelivers the batch message
+    wait_for(lambda: status_counts(events) == {"succeeded": 4}, timeout=60, what="4 succeeded")
+    tally = count_and_report("b2: worker SIGKILLed mid-batch", events, "testapp.slow")
+    assert tally["delivered_once"] == 4
+    for delivery in Delivery.objects.filter(event__in=events):
+        # Claimed together, so each counts the cut-off run (documented in docs/architecture.md).
+        history = list(delivery.attempt_log.values_list("number", "succeeded", "error"))
+        assert history == [(1, False, INTERRUPTED), (2, True, "")]

@@ -34,8 +34,12 @@ def test_should_retry(retries, exception, expected):
     "args, kwargs, reason",
     [
         ((7,), {}, ""),
-        (("7",), {}, "expected a delivery id, got '7'"),
-        ((True,), {}, "expected a delivery id, got True"),
+        (([7, 8],), {}, ""),  # a batch message
+        (("7",), {}, "expected a delivery id or a list of 1 to 10000 of them, got '7'"),
+        ((True,), {}, "expected a delivery id or a list of 1 to 10000 of them, got True"),
+        (([],), {}, "expected a delivery id or a list"),
+        (([7, "8"],), {}, "expected a delivery id or a list"),
+        ((list(range(1, 10_002)),), {}, "expected a delivery id or a list"),
         ((), {}, "expected one delivery id"),
         ((1, 2), {}, "expected one delivery id"),
         ((1,), {"x": 1}, "expected one delivery id"),

@@ -35,7 +35,7 @@ def test_an_unstarted_delivery_is_claimed_and_loaded_with_its_event_and_route(st
     stored = delivery_with(status)
     now = timezone.now()
 
-    claimed = claim_unstarted(stored.pk, worker="host:1/t", now=now)
+    [claimed] = claim_unstarted([stored.pk], worker="host:1/t", now=now)
 
     assert (claimed.pk, claimed.status, claimed.attempts, claimed.worker) == (
         stored.pk,
@@ -57,8 +57,8 @@ def test_an_unstarted_delivery_is_claimed_and_loaded_with_its_event_and_route(st
 @pytest.mark.parametrize("status", ["running", "succeeded", "dead"])
 def test_running_finished_and_unknown_deliveries_are_left_alone(status):
     stored = delivery_with(status)
-    assert claim_unstarted(stored.pk, worker="w", now=timezone.now()) is None
-    assert claim_unstarted(stored.pk + 1000, worker="w", now=timezone.now()) is None
+    assert claim_unstarted([stored.pk], worker="w", now=timezone.now()) == [None]
+    assert claim_unstarted([stored.pk + 1000], worker="w", now=timezone.now()) == [None]
     row = Delivery.objects.get(pk=stored.pk)
     assert (row.status, row.attempts, row.worker) == (status, 0, "")
 
@@ -89,7 +89,7 @@ def test_threads_claiming_at_once_each_get_their_own_delivery():
     def claim(delivery):
         start.wait()
         try:
-            return claim_unstarted(delivery.pk, worker=f"w/{delivery.pk}", now=timezone.now())
+            return claim_unstarted([delivery.pk], worker=f"w/{delivery.pk}", now=timezone.now())[0]
         finally:
             connection.close()
 
