@@ -6,7 +6,14 @@ publishes through :func:`get_broker` and :class:`ConfirmingPublisher`.
 
 from eventhub.broker.confirms import ConfirmingPublisher, publisher_for
 from eventhub.broker.embedded import drain_embedded, ensure_embedded_worker, finish_embedded, is_embedded
-from eventhub.broker.middleware import DjangoConnections, RetryNotes, current_note
+from eventhub.broker.middleware import (
+    DjangoConnections,
+    RetryNotes,
+    WorkerThreads,
+    current_message,
+    current_note,
+    worker_threads,
+)
 from eventhub.broker.setup import build, declare_queues, get_broker, register_actor, setup, uses_rabbitmq
 
 __all__ = [
@@ -14,6 +21,8 @@ __all__ = [
     "DjangoConnections",
     "RetryNotes",
     "build",
+    "WorkerThreads",
+    "current_message",
     "current_note",
     "declare_queues",
     "drain_embedded",
@@ -25,4 +34,5 @@ __all__ = [
     "register_actor",
     "setup",
     "uses_rabbitmq",
+    "worker_threads",
 ]

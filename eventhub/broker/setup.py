@@ -13,7 +13,7 @@ from dramatiq.brokers.rabbitmq import RabbitmqBroker
 from dramatiq.brokers.stub import StubBroker
 
 from eventhub.broker.embedded import InFlight, stop_embedded_worker
-from eventhub.broker.middleware import DjangoConnections, RetryNotes
+from eventhub.broker.middleware import DjangoConnections, RetryNotes, WorkerThreads
 from eventhub.conf import eventhub_settings
 
 _lock = threading.Lock()
@@ -32,6 +32,7 @@ def build(url: str) -> dramatiq.Broker:
     else:
         raise ValueError(f"BROKER_URL must be empty (embedded) or amqp://...; got {url!r}")
     broker.add_middleware(DjangoConnections())
+    broker.add_middleware(WorkerThreads())
     broker.add_middleware(RetryNotes())  # last: its after_* hooks run before Retries re-sends
     return broker
 

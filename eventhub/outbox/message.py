@@ -1,4 +1,4 @@
-"""The message that carries a delivery through RabbitMQ: the delivery's id, nothing else.
+"""The message that carries a delivery through RabbitMQ: the delivery's id (and its route's), nothing else.
 
 Producers (emit, the relay, replays) build it here and the worker's actor reads
 it; the worker loads the row, so a message never carries event data or pickled objects.
@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import dramatiq
 
 DELIVER_ACTOR = "eventhub.deliver"
+ROUTE_OPTION = "eventhub_route"
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +25,7 @@ class Outgoing:
     min_backoff_ms: int
     max_backoff_ms: int
     time_limit_ms: int
+    route_id: int = 0
 
     @classmethod
     def for_route(cls, delivery_id: int, route) -> "Outgoing":
@@ -33,6 +35,7 @@ class Outgoing:
             route.min_backoff_ms,
             route.max_backoff_ms,
             route.time_limit_ms,
+            route.pk,
         )
 
 
@@ -47,5 +50,7 @@ def message_for(item: Outgoing) -> dramatiq.Message:
             "min_backoff": item.min_backoff_ms,
             "max_backoff": item.max_backoff_ms,
             "time_limit": item.time_limit_ms,
+            # The worker checks the route's limits before it loads the delivery (eventhub.worker.limits).
+            ROUTE_OPTION: item.route_id,
         },
     )

@@ -16,6 +16,7 @@ from dramatiq.middleware import Middleware, SkipMessage
 from eventhub import broker
 from eventhub.conf import eventhub_settings
 from eventhub.outbox import DELIVER_ACTOR
+from eventhub.worker.admission import admitted
 from eventhub.worker.deliver import DeliveryFailed, deliver
 
 logger = logging.getLogger(__name__)
@@ -78,7 +79,9 @@ def _deliver(*args: object, **kwargs: object) -> None:
     reason = malformed_reason(args, kwargs)
     if reason:
         raise MalformedMessage(reason)
-    deliver(args[0], note=broker.current_note())
+    with admitted(args[0]) as may_start:  # issue 18: over its route's limits? sent back, not claimed
+        if may_start:
+            deliver(args[0], note=broker.current_note())
 
 
 deliver_actor = broker.register_actor(

@@ -1,0 +1,108 @@
+"""A worker process's threads, shared between routes: one slow or hanging route cannot hold them all.
+
+Without it, a webhook that hangs until its time limit takes every thread that picks
+up one of its messages, and with a few messages in the queue that is every thread
+of every worker: other routes wait a whole time limit. So, in each worker process, a
+*slow* route may run on at most ``ROUTE_THREAD_SHARE`` of the threads (at least one);
+the others stay for the other routes. Its other messages go back to the queue with a
+delay (eventhub.worker.admission), so no thread waits for a place.
+
+A route counts as slow here until it proves otherwise: its recent attempts in this
+process took ``SLOW_ROUTE_SECONDS`` or more on average, or none has finished yet, or
+one of its attempts now running is much older than its average (it started to hang).
+A fast route is not held to the share: a single busy route may use every thread, as
+the throughput benchmarks need, because its threads come free again at once.
+
+All of it lives in memory, per process: no query, no lock shared between processes
+(the limits an operator sets on a route are shared ones: eventhub.worker.limits).
+"""
+
+import itertools
+import math
+import threading
+import time
+
+from eventhub import broker
+from eventhub.conf import eventhub_settings
+
+# An attempt this much older than its route's average means the route started to hang (and at least
+# HANG_FLOOR_SECONDS, so that a route of 1 ms attempts is not called slow for one 10 ms answer).
+HANG_FACTOR = 4.0
+HANG_FLOOR_SECONDS = 0.05
+# Weight of the newest attempt in a route's average duration.
+AVERAGE_WEIGHT = 0.2
+# The least a deferred message waits for its place (its route's average, when known, is longer).
+MIN_PLACE_SECONDS = 0.05
+
+
+class ThreadShare:
+    """Per process: who runs what, each route's average attempt, and the line of deferred messages."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._running: dict[int, dict[int, float]] = {}  # route id -> {ticket: started (monotonic)}
+        self._average: dict[int, float] = {}  # route id -> average attempt, seconds
+        self._line: dict[int, float] = {}  # route id -> when its last deferred message is due
+        self._tickets = itertools.count(1)
+
+    def cap(self) -> int:
+        """How many threads of this process a slow route may hold; 0: no cap (no worker here)."""
+        threads = broker.worker_threads()
+        if not threads:
+            return 0
+        return max(1, math.floor(threads * eventhub_settings.ROUTE_THREAD_SHARE))
+
+    def enter(self, route_id: int) -> int:
+        """A ticket for one attempt of the route on this thread, or 0 when over its share."""
+        cap = self.cap()
+        with self._lock:
+            running = self._running.setdefault(route_id, {})
+            now = time.monotonic()
+            if cap and len(running) >= cap and self._slow(route_id, running, now):
+                return 0
+            ticket = next(self._tickets)
+            running[ticket] = now
+            return ticket
+
+    def leave(self, route_id: int, ticket: int, *, counted: bool = True) -> None:
+        """The attempt of ``ticket`` is over: free its thread; count its duration if ``counted``."""
+        with self._lock:
+            started = self._running.get(route_id, {}).pop(ticket, None)
+            if started is None or not counted:
+                return
+            seconds = time.monotonic() - started
+            average = self._average.get(route_id)
+            self._average[route_id] = (
+                seconds if average is None else average + AVERAGE_WEIGHT * (seconds - average)
+            )
+
+    def place(self, route_id: int, *, slots: int) -> float:
+        """Seconds until a deferred message of the route may find a place among ``slots``.
+
+        Deferred messages are spread out at the pace the route's places come free
+        (its average attempt, or its oldest running one if that is longer, per place),
+        so that each comes back about when it can run rather than all at once.
+        """
+        with self._lock:
+            now = time.monotonic()
+            running = self._running.get(route_id, {})
+            oldest = now - min(running.values()) if running else 0.0
+            per_place = max(self._average.get(route_id, 0.0), oldest, MIN_PLACE_SECONDS) / max(1, slots)
+            due = max(self._line.get(route_id, now), now) + per_place
+            self._line[route_id] = due
+            return due - now
+
+    def running(self) -> dict[int, int]:
+        """Attempts running in this process, per route."""
+        with self._lock:
+            return {route_id: len(tickets) for route_id, tickets in self._running.items() if tickets}
+
+    def _slow(self, route_id: int, running: dict[int, float], now: float) -> bool:
+        average = self._average.get(route_id)
+        if average is None or average >= eventhub_settings.SLOW_ROUTE_SECONDS:
+            return True
+        oldest = now - min(running.values())
+        return oldest > max(HANG_FLOOR_SECONDS, HANG_FACTOR * average)
+
+
+threads = ThreadShare()
