@@ -85,11 +85,11 @@ def current_message() -> Any:
 
 
 class WorkerThreads(Middleware):
-    """Remember how many worker threads this process runs (the most of any worker it started)."""
+    """Remember how many worker threads this process runs (its latest worker's, tests may start several)."""
 
     def after_worker_boot(self, broker, worker):
         global _threads
-        _threads = max(_threads, worker.worker_threads)
+        _threads = worker.worker_threads
 
 
 _threads = 0

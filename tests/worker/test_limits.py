@@ -1,4 +1,4 @@
-"""A route's rate and concurrency limits on its gate row (PostgreSQL's one statement; SQLite's transaction)."""
+"""A route's rate and concurrency limits on its gate row (one statement on PostgreSQL; SQLite in Python)."""
 
 import time
 
