@@ -22,6 +22,8 @@ import math
 import threading
 import time
 
+from django.core.exceptions import ImproperlyConfigured
+
 from eventhub import broker
 from eventhub.conf import eventhub_settings
 
@@ -106,3 +108,26 @@ class ThreadShare:
 
 
 threads = ThreadShare()
+
+
+def check_settings() -> None:
+    """Refuse settings the share and the limits cannot work with (at worker start), saying which."""
+    share, slow = eventhub_settings.ROUTE_THREAD_SHARE, eventhub_settings.SLOW_ROUTE_SECONDS
+    low, high = eventhub_settings.LIMIT_RETRY_MIN_SECONDS, eventhub_settings.LIMIT_RETRY_MAX_SECONDS
+    grace = eventhub_settings.LIMIT_LEASE_GRACE_SECONDS
+    problems = []
+    if not isinstance(share, int | float) or not 0 < share <= 1:
+        problems.append(
+            f"ROUTE_THREAD_SHARE must be above 0 and at most 1 (1 turns the share off), got {share!r}"
+        )
+    if not isinstance(slow, int | float) or slow <= 0:
+        problems.append(f"SLOW_ROUTE_SECONDS must be a positive number of seconds, got {slow!r}")
+    if not all(isinstance(v, int | float) for v in (low, high)) or not 0 < low <= high:
+        problems.append(
+            f"LIMIT_RETRY_MIN_SECONDS and LIMIT_RETRY_MAX_SECONDS must be positive, the minimum not above "
+            f"the maximum, got {low!r} and {high!r}"
+        )
+    if not isinstance(grace, int | float) or grace < 0:
+        problems.append(f"LIMIT_LEASE_GRACE_SECONDS must be 0 or more seconds, got {grace!r}")
+    if problems:
+        raise ImproperlyConfigured("EVENTHUB settings: " + "; ".join(problems) + ".")

@@ -1,0 +1,66 @@
+"""A worker process's threads shared between routes: slow routes keep to their share, fast ones need not."""
+
+import time
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+
+from eventhub.broker import middleware
+from eventhub.worker.share import ThreadShare, check_settings
+
+
+@pytest.fixture
+def eight_threads(monkeypatch):
+    monkeypatch.setattr(middleware, "_threads", 8)
+
+
+def test_a_new_or_slow_route_holds_at_most_half_the_threads(eight_threads):
+    share = ThreadShare()
+    tickets = [share.enter(1) for _ in range(5)]
+    assert all(tickets[:4]) and tickets[4] == 0  # unknown yet: held to 4 of 8
+    assert share.enter(2)  # another route still gets a thread
+    share.leave(1, tickets[0])
+    assert share.enter(1)  # a place came free
+
+
+def test_a_fast_route_may_use_every_thread_until_it_starts_to_hang(eight_threads):
+    share = ThreadShare()
+    share.leave(1, share.enter(1))  # one quick attempt: the route is known to be fast
+    tickets = [share.enter(1) for _ in range(8)]
+    assert all(tickets)
+    time.sleep(0.1)  # its attempts now run far longer than its average: it hangs
+    assert share.enter(1) == 0
+
+
+def test_deferred_messages_are_spread_at_the_pace_places_come_free(eight_threads):
+    share = ThreadShare()
+    for _ in range(4):
+        share.enter(1)
+    first, second = share.place(1, slots=4), share.place(1, slots=4)
+    assert second > first > 0
+
+
+def test_no_worker_in_the_process_means_no_share(monkeypatch):
+    monkeypatch.setattr(middleware, "_threads", 0)
+    share = ThreadShare()
+    assert all(share.enter(1) for _ in range(20))
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "message"),
+    [
+        ("ROUTE_THREAD_SHARE", 0, "ROUTE_THREAD_SHARE must be above 0 and at most 1"),
+        ("ROUTE_THREAD_SHARE", 1.5, "ROUTE_THREAD_SHARE must be above 0 and at most 1"),
+        ("SLOW_ROUTE_SECONDS", -1, "SLOW_ROUTE_SECONDS must be a positive number"),
+        ("LIMIT_RETRY_MIN_SECONDS", 60, "the minimum not above the maximum"),
+        ("LIMIT_LEASE_GRACE_SECONDS", "ten", "LIMIT_LEASE_GRACE_SECONDS must be 0 or more"),
+    ],
+)
+def test_bad_settings_are_refused_with_the_setting_named(settings, setting, value, message):
+    settings.EVENTHUB = {**settings.EVENTHUB, setting: value}
+    with pytest.raises(ImproperlyConfigured, match=message):
+        check_settings()
+
+
+def test_the_defaults_are_accepted():
+    check_settings()
