@@ -76,6 +76,8 @@ DEFAULTS: dict[str, Any] = {
     # or more on average, or hanging) runs on at most this share of the threads (at least one).
     "ROUTE_THREAD_SHARE": 0.5,
     "SLOW_ROUTE_SECONDS": 1.0,
+    # ...and a route whose attempts nearly all fail starts at most this many a second in each process.
+    "FAILING_ROUTE_STARTS_PER_SECOND": 5.0,
     # A delivery over its route's limits (or share) goes back to the queue for this long at least and
     # at most (its place in the route's line decides; a rate limit's reserved start is kept exactly).
     "LIMIT_RETRY_MIN_SECONDS": 0.05,

@@ -79,9 +79,9 @@ def _deliver(*args: object, **kwargs: object) -> None:
     reason = malformed_reason(args, kwargs)
     if reason:
         raise MalformedMessage(reason)
-    with admitted(args[0]) as may_start:  # issue 18: over its route's limits? sent back, not claimed
-        if may_start:
-            deliver(args[0], note=broker.current_note())
+    with admitted(args[0]) as admission:  # issue 18: over its route's limits? sent back, not claimed
+        if admission:
+            admission.finished(deliver(args[0], note=broker.current_note()))
 
 
 deliver_actor = broker.register_actor(

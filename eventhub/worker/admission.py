@@ -30,6 +30,7 @@ from eventhub.conf import eventhub_settings
 from eventhub.models import Delivery, Route
 from eventhub.outbox import ROUTE_OPTION, route_table
 from eventhub.worker import limits
+from eventhub.worker.deliver import DeliveryFailed, Outcome
 from eventhub.worker.share import threads
 
 logger = logging.getLogger(__name__)
@@ -40,9 +41,24 @@ LOG_EVERY_SECONDS = 60.0
 _last_logged: dict[tuple[int, str], float] = {}
 
 
+class Admission:
+    """What :func:`admitted` gives the actor: true when the delivery may start; told how its run ended."""
+
+    def __init__(self, admitted: bool) -> None:
+        self.admitted = admitted
+        self.failed = False
+
+    def __bool__(self) -> bool:
+        return self.admitted
+
+    def finished(self, outcome: Outcome | None) -> None:
+        """The run's outcome (None: nothing ran). A dead one is a failure (a retried one raises)."""
+        self.failed = outcome is not None and outcome.status == Delivery.Status.DEAD
+
+
 @contextlib.contextmanager
-def admitted(delivery_id: int, message=None) -> Iterator[bool]:
-    """Run the body with True when the delivery may start now; False when its message was sent back.
+def admitted(delivery_id: int, message=None) -> Iterator[Admission]:
+    """Run the body with a true Admission when the delivery may start now; false: its message was sent back.
 
     ``message``: the Dramatiq message being processed (default: this thread's). Without
     one (a direct call), nothing can be sent back, so the delivery is admitted.
@@ -50,14 +66,14 @@ def admitted(delivery_id: int, message=None) -> Iterator[bool]:
     message = message if message is not None else broker.current_message()
     route = _route_of(delivery_id, message) if message is not None else None
     if route is None:
-        yield True
+        yield Admission(True)
         return
     ticket = threads.enter(route.pk)
     if not ticket:
-        _defer(message, route, wait=threads.place(route.pk, slots=threads.cap()), why="its share of threads")
-        yield False
+        _defer(message, route, wait=threads.place(route.pk, slots=threads.cap()), why=threads.why(route.pk))
+        yield Admission(False)
         return
-    decision = None
+    decision, admission = None, Admission(True)
     try:
         if limits.limited(route):
             decision = limits.admit(route, reserved=bool(message.options.get(RESERVED_OPTION)))
@@ -67,12 +83,15 @@ def admitted(delivery_id: int, message=None) -> Iterator[bool]:
                 threads.leave(route.pk, ticket, counted=False)
                 ticket = 0
                 _defer_limited(message, route, decision)
-                yield False
+                yield Admission(False)
                 return
-        yield True
+        yield admission
+    except DeliveryFailed:
+        admission.failed = True
+        raise
     finally:
         if ticket:
-            threads.leave(route.pk, ticket)
+            threads.leave(route.pk, ticket, failed=admission.failed)
         if decision is not None and decision.lease:
             limits.give_back(route.pk, decision.lease)
 

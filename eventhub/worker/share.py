@@ -13,6 +13,12 @@ one of its attempts now running is much older than its average (it started to ha
 A fast route is not held to the share: a single busy route may use every thread, as
 the throughput benchmarks need, because its threads come free again at once.
 
+A *failing* route (nearly all of its recent attempts here failed, like an endpoint
+answering 500 to everything) costs a whole attempt per delivery however few threads
+it holds: it starts at most ``FAILING_ROUTE_STARTS_PER_SECOND`` attempts a second in
+each process until its attempts succeed again (the circuit breaker, when it opens,
+stops them altogether).
+
 All of it lives in memory, per process: no query, no lock shared between processes
 (the limits an operator sets on a route are shared ones: eventhub.worker.limits).
 """
@@ -35,6 +41,8 @@ HANG_FLOOR_SECONDS = 0.05
 AVERAGE_WEIGHT = 0.2
 # The least a deferred message waits for its place (its route's average, when known, is longer).
 MIN_PLACE_SECONDS = 0.05
+# A route is failing when its recent attempts here nearly all failed (about ten in a row from healthy).
+FAILING = 0.9
 
 
 class ThreadShare:
@@ -45,6 +53,8 @@ class ThreadShare:
         self._running: dict[int, dict[int, float]] = {}  # route id -> {ticket: started (monotonic)}
         self._average: dict[int, float] = {}  # route id -> average attempt, seconds
         self._line: dict[int, float] = {}  # route id -> when its last deferred message is due
+        self._failures: dict[int, float] = {}  # route id -> share of its recent attempts that failed
+        self._last_start: dict[int, float] = {}  # route id -> when its last attempt started here
         self._tickets = itertools.count(1)
 
     def cap(self) -> int:
@@ -62,16 +72,23 @@ class ThreadShare:
             now = time.monotonic()
             if cap and len(running) >= cap and self._slow(route_id, running, now):
                 return 0
+            if self._failing(route_id) and now - self._last_start.get(route_id, 0.0) < _failing_interval():
+                return 0
             ticket = next(self._tickets)
             running[ticket] = now
+            self._last_start[route_id] = now
             return ticket
 
-    def leave(self, route_id: int, ticket: int, *, counted: bool = True) -> None:
-        """The attempt of ``ticket`` is over: free its thread; count its duration if ``counted``."""
+    def leave(self, route_id: int, ticket: int, *, counted: bool = True, failed: bool = False) -> None:
+        """The attempt of ``ticket`` is over: free its thread; if ``counted``, note its time and result."""
         with self._lock:
             started = self._running.get(route_id, {}).pop(ticket, None)
             if started is None or not counted:
                 return
+            failures = self._failures.get(route_id)
+            self._failures[route_id] = (
+                float(failed) if failures is None else failures + AVERAGE_WEIGHT * (failed - failures)
+            )
             seconds = time.monotonic() - started
             average = self._average.get(route_id)
             self._average[route_id] = (
@@ -90,6 +107,8 @@ class ThreadShare:
             running = self._running.get(route_id, {})
             oldest = now - min(running.values()) if running else 0.0
             per_place = max(self._average.get(route_id, 0.0), oldest, MIN_PLACE_SECONDS) / max(1, slots)
+            if self._failing(route_id):
+                per_place = max(per_place, _failing_interval())
             due = max(self._line.get(route_id, now), now) + per_place
             self._line[route_id] = due
             return due - now
@@ -99,12 +118,25 @@ class ThreadShare:
         with self._lock:
             return {route_id: len(tickets) for route_id, tickets in self._running.items() if tickets}
 
+    def why(self, route_id: int) -> str:
+        """Why the route's deliveries are sent back here, for the log."""
+        with self._lock:
+            failing = self._failing(route_id)
+        return "its pace while failing" if failing else "its share of threads"
+
+    def _failing(self, route_id: int) -> bool:
+        return self._failures.get(route_id, 0.0) >= FAILING
+
     def _slow(self, route_id: int, running: dict[int, float], now: float) -> bool:
         average = self._average.get(route_id)
         if average is None or average >= eventhub_settings.SLOW_ROUTE_SECONDS:
             return True
         oldest = now - min(running.values())
         return oldest > max(HANG_FLOOR_SECONDS, HANG_FACTOR * average)
+
+
+def _failing_interval() -> float:
+    return 1.0 / eventhub_settings.FAILING_ROUTE_STARTS_PER_SECOND
 
 
 threads = ThreadShare()
@@ -115,6 +147,7 @@ def check_settings() -> None:
     share, slow = eventhub_settings.ROUTE_THREAD_SHARE, eventhub_settings.SLOW_ROUTE_SECONDS
     low, high = eventhub_settings.LIMIT_RETRY_MIN_SECONDS, eventhub_settings.LIMIT_RETRY_MAX_SECONDS
     grace = eventhub_settings.LIMIT_LEASE_GRACE_SECONDS
+    pace = eventhub_settings.FAILING_ROUTE_STARTS_PER_SECOND
     problems = []
     if not isinstance(share, int | float) or not 0 < share <= 1:
         problems.append(
@@ -129,5 +162,7 @@ def check_settings() -> None:
         )
     if not isinstance(grace, int | float) or grace < 0:
         problems.append(f"LIMIT_LEASE_GRACE_SECONDS must be 0 or more seconds, got {grace!r}")
+    if not isinstance(pace, int | float) or pace <= 0:
+        problems.append(f"FAILING_ROUTE_STARTS_PER_SECOND must be a positive number, got {pace!r}")
     if problems:
         raise ImproperlyConfigured("EVENTHUB settings: " + "; ".join(problems) + ".")

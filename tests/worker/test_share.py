@@ -64,3 +64,18 @@ def test_bad_settings_are_refused_with_the_setting_named(settings, setting, valu
 
 def test_the_defaults_are_accepted():
     check_settings()
+
+
+def test_a_failing_route_starts_at_most_its_pace_until_it_succeeds_again(eight_threads, settings):
+    settings.EVENTHUB = {**settings.EVENTHUB, "FAILING_ROUTE_STARTS_PER_SECOND": 10.0}
+    share = ThreadShare()
+    for _ in range(12):  # fast failures: about ten in a row make it failing
+        share.leave(1, share.enter(1), failed=True)
+    assert share.why(1) == "its pace while failing"
+    time.sleep(0.11)
+    ticket = share.enter(1)
+    assert ticket and share.enter(1) == 0  # one start per 0.1 s, however many threads are free
+    assert share.place(1, slots=4) >= 0.099
+    share.leave(1, ticket)  # it succeeded: the route is no longer failing
+    assert share.why(1) == "its share of threads"
+    assert all(share.enter(1) for _ in range(8))
