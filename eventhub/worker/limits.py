@@ -20,7 +20,6 @@ the same decision in Python inside an IMMEDIATE transaction, which takes the wri
 """
 
 import functools
-import math
 import time
 import uuid
 from dataclasses import dataclass
@@ -97,7 +96,7 @@ def give_back(route_id: int, lease: str) -> None:
 
 
 def in_flight(route_ids: list[int]) -> dict[int, int]:
-    """Live leases per route (routes with a concurrency limit), for the dashboard and /metrics."""
+    """Live leases per route (routes with an in-flight limit); the dashboard counts running deliveries."""
     now = time.time()
     gates = RouteGate.objects.filter(route_id__in=route_ids).values_list("route_id", "leases")
     return {
@@ -174,10 +173,3 @@ def _admit_python(route: Route, *, token: str, reserved: bool) -> tuple:
         gate.leases = kept if k is not None else {}
         gate.save()
     return rate_ok, slot_ok, gate.next_at, now, len(kept) - (1 if token in kept else 0)
-
-
-def per_second(rate: float | None) -> str:
-    """A rate limit as operators read it ("unlimited", "12/s", "0.5/s")."""
-    if rate is None:
-        return "unlimited"
-    return f"{rate:g}/s" if rate < 10 or not math.isclose(rate, round(rate)) else f"{round(rate)}/s"
