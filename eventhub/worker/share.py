@@ -39,8 +39,6 @@ HANG_FACTOR = 4.0
 HANG_FLOOR_SECONDS = 0.05
 # Weight of the newest attempt in a route's average duration.
 AVERAGE_WEIGHT = 0.2
-# The least a deferred message waits for its place (its route's average, when known, is longer).
-MIN_PLACE_SECONDS = 0.05
 # A route is failing when its recent attempts here nearly all failed (about ten in a row from healthy).
 FAILING = 0.9
 
@@ -106,7 +104,13 @@ class ThreadShare:
             now = time.monotonic()
             running = self._running.get(route_id, {})
             oldest = now - min(running.values()) if running else 0.0
-            per_place = max(self._average.get(route_id, 0.0), oldest, MIN_PLACE_SECONDS) / max(1, slots)
+            average = self._average.get(route_id)
+            if average is None:
+                # A new route has no pace yet: come back after as long as its first attempts have run
+                # (soon for a fast route, later and later for a hanging one), outside the line, so
+                # that a burst met by a cold worker is not spread out behind a guess.
+                return oldest
+            per_place = max(average, oldest) / max(1, slots)
             if self._failing(route_id):
                 per_place = max(per_place, _failing_interval())
             due = max(self._line.get(route_id, now), now) + per_place

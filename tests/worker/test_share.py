@@ -34,10 +34,20 @@ def test_a_fast_route_may_use_every_thread_until_it_starts_to_hang(eight_threads
 
 def test_deferred_messages_are_spread_at_the_pace_places_come_free(eight_threads):
     share = ThreadShare()
+    share.leave(1, share.enter(1))  # its average is known
     for _ in range(4):
         share.enter(1)
     first, second = share.place(1, slots=4), share.place(1, slots=4)
     assert second > first > 0
+
+
+def test_a_new_route_s_messages_come_back_after_its_first_attempts_age_not_in_a_line(eight_threads):
+    share = ThreadShare()
+    for _ in range(4):
+        share.enter(1)
+    time.sleep(0.05)
+    waits = [share.place(1, slots=4) for _ in range(20)]
+    assert all(0.04 < wait < 0.5 for wait in waits)  # a burst is not spread out behind a guess
 
 
 def test_no_worker_in_the_process_means_no_share(monkeypatch):
