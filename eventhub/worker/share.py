@@ -105,12 +105,12 @@ class ThreadShare:
             running = self._running.get(route_id, {})
             oldest = now - min(running.values()) if running else 0.0
             average = self._average.get(route_id)
-            if average is None:
-                # A new route has no pace yet: come back after as long as its first attempts have run
-                # (soon for a fast route, later and later for a hanging one), outside the line, so
-                # that a burst met by a cold worker is not spread out behind a guess.
+            if average is None and oldest < eventhub_settings.SLOW_ROUTE_SECONDS:
+                # A new route has no pace yet: come back after as long as its first attempts have run,
+                # outside the line, so that a burst met by a cold worker is not spread out behind a
+                # guess. Once they have run SLOW_ROUTE_SECONDS (it hangs), the line paces it.
                 return oldest
-            per_place = max(average, oldest) / max(1, slots)
+            per_place = max(average or 0.0, oldest) / max(1, slots)
             if self._failing(route_id):
                 per_place = max(per_place, _failing_interval())
             due = max(self._line.get(route_id, now), now) + per_place
