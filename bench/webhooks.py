@@ -70,17 +70,17 @@ def run(*, n: int, processes: int, threads: int, queue: str, out_dir: Path) -> d
 
 
 class Receiver:
-    """bench.receiver in a process of its own, for the length of a ``with`` block."""
+    """bench.receiver in a process of its own, for the length of a ``with`` block (``extra``: its options)."""
 
-    def __init__(self, delay: float, log: Path) -> None:
-        self.delay, self.log = delay, log
+    def __init__(self, delay: float, log: Path, *extra: str) -> None:
+        self.delay, self.log, self.extra = delay, log, extra
         self.process: subprocess.Popen | None = None
         self.port = 0
 
     def __enter__(self) -> "Receiver":
         with open(self.log, "ab") as errors:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "bench.receiver", "--delay", str(self.delay)],
+                [sys.executable, "-m", "bench.receiver", "--delay", str(self.delay), *self.extra],
                 cwd=services.ROOT,
                 stdout=subprocess.PIPE,
                 stderr=errors,

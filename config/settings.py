@@ -155,6 +155,10 @@ EVENTHUB = {
     # Webhooks reach public addresses only, unless these networks (CIDRs) are allowed, e.g. the private
     # network of consul:// services. Keys that encrypt webhook secrets (newest first; default SECRET_KEY).
     "WEBHOOK_ALLOWED_NETWORKS": env.list("EVENTHUB_WEBHOOK_ALLOWED_NETWORKS", default=[]),
+    # In each worker process, a slow route (attempts this long on average, or hanging) runs on at most
+    # this share of the threads (docs/route-limits.md).
+    "ROUTE_THREAD_SHARE": env.float("EVENTHUB_ROUTE_THREAD_SHARE", default=0.5),
+    "SLOW_ROUTE_SECONDS": env.float("EVENTHUB_SLOW_ROUTE_SECONDS", default=1.0),
     "SECRETS_KEYS": env.list("EVENTHUB_SECRETS_KEYS", default=[]),
     # Endpoint health: the longest a receiver's Retry-After may delay a retry (docs/endpoint-health.md).
     "RETRY_AFTER_MAX_SECONDS": env.float("EVENTHUB_RETRY_AFTER_MAX_SECONDS", default=3600),

@@ -87,6 +87,18 @@ DEFAULTS: dict[str, Any] = {
     "TRACING_SPANS": True,
     # The route admin's "which recent events would match": how many events it reads at most.
     "TRY_RECENT_EVENTS_MAX": 1000,
+    # Issue 18, docs/route-limits.md. In each worker process a slow route (attempts of this many seconds
+    # or more on average, or hanging) runs on at most this share of the threads (at least one).
+    "ROUTE_THREAD_SHARE": 0.5,
+    "SLOW_ROUTE_SECONDS": 1.0,
+    # ...and a route whose attempts nearly all fail starts at most this many a second in each process.
+    "FAILING_ROUTE_STARTS_PER_SECOND": 5.0,
+    # A delivery over its route's limits (or share) goes back to the queue for this long at least and
+    # at most (its place in the route's line decides; a rate limit's reserved start is kept exactly).
+    "LIMIT_RETRY_MIN_SECONDS": 0.05,
+    "LIMIT_RETRY_MAX_SECONDS": 30.0,
+    # A concurrency lease a killed worker never gave back expires this long after the route's time limit.
+    "LIMIT_LEASE_GRACE_SECONDS": 10.0,
     # Ordering keys with nothing unfinished and no new event for this long are forgotten (upkeep).
     "ORDERING_KEY_IDLE_SECONDS": 86_400,
     # Endpoint health (docs/endpoint-health.md): how often a worker process re-reads the routes'

@@ -171,6 +171,30 @@ class Route(models.Model):
         help_text="Held deliveries are sent again at most this many per second, once the route is "
         "closed or resumed.",
     )
+    # Issue 18: rate and concurrency limits (docs/route-limits.md); blank is unlimited.
+    rate_limit = models.FloatField(
+        null=True,
+        blank=True,
+        validators=[
+            MinValueValidator(
+                0.01, "A rate limit is a positive number of deliveries per second (0.01 or more)."
+            ),
+            MaxValueValidator(100_000, "A rate limit above 100,000 deliveries per second limits nothing."),
+        ],
+        verbose_name="deliveries per second",
+        help_text="At most this many deliveries start per second, over every worker (bursts up to one "
+        "second's worth). Blank: unlimited.",
+    )
+    max_in_flight = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[
+            MinValueValidator(1, "At least one delivery must be allowed in flight (blank: unlimited).")
+        ],
+        verbose_name="at most in flight",
+        help_text="At most this many deliveries run at once, over every worker. Blank: unlimited (each "
+        "worker process still keeps a share of its threads for other routes).",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -250,6 +274,26 @@ class Route(models.Model):
         elif spec.get("headers") and self.destination_kind != self.Kind.WEBHOOK:
             errors["transform"] = "Static headers apply to webhook routes only."
         return errors
+
+
+class RouteGate(models.Model):
+    """The shared state of a limited route's rate and concurrency limits (eventhub.worker.limits).
+
+    One row per route with limits, changed by one conditional UPDATE per admission, so
+    that every worker process and host sees the same figures. Kept off the Route row:
+    the route copy's digest covers every Route column and would reload at each change.
+    """
+
+    route = models.OneToOneField(Route, on_delete=models.CASCADE, primary_key=True, related_name="gate")
+    # The rate limit's next free start, in seconds since the epoch on the database's clock (a GCRA
+    # "theoretical arrival time"): a start is allowed while it is at most one second's burst ahead.
+    next_at = models.FloatField(default=0.0)
+    # Deliveries in flight: lease token -> expiry (epoch seconds). A lease a killed worker never
+    # gave back expires after the route's time limit and a grace period.
+    leases = models.JSONField(default=dict, blank=True)
+
+    def __str__(self) -> str:
+        return f"gate of route {self.route_id}"
 
 
 class RouteTransform(models.Model):

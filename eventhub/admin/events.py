@@ -87,6 +87,14 @@ class RouteAdmin(RouteHealthAdmin, RouteTryAdmin, RouteSecretAdmin, EscapedHelpT
             },
         ),
         ("Retry policy", {"fields": ["max_attempts", "min_backoff_ms", "max_backoff_ms", "time_limit_ms"]}),
+        (
+            "Limits",
+            {
+                "fields": ["rate_limit", "max_in_flight"],
+                "description": "Held over every worker process and host. A delivery over a limit waits in "
+                "its queue; it is not attempted and uses none of its attempts.",
+            },
+        ),
         ("Ordering and transform", {"fields": ["ordering_key", "transform", "transform_version"]}),
         (
             "Endpoint health",

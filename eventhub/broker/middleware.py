@@ -59,9 +59,10 @@ class RetryNotes(Middleware):
 
     def before_process_message(self, broker, message):
         _current.note = message.options.get(NOTE_OPTION)
+        _current.message = message
 
     def after_process_message(self, broker, message, *, result=None, exception=None):
-        _current.note = None
+        _current.note = _current.message = None
         if exception is None or not hasattr(exception, "retry_note"):
             return
         if exception.retry_note is None:
@@ -70,9 +71,30 @@ class RetryNotes(Middleware):
             message.options[NOTE_OPTION] = exception.retry_note
 
     def after_skip_message(self, broker, message):
-        _current.note = None
+        _current.note = _current.message = None
 
 
 def current_note() -> Any:
     """The note the message this thread is processing carries from its previous run, or None."""
     return getattr(_current, "note", None)
+
+
+def current_message() -> Any:
+    """The message this thread is processing (a Dramatiq MessageProxy), or None outside an actor."""
+    return getattr(_current, "message", None)
+
+
+class WorkerThreads(Middleware):
+    """Remember how many worker threads this process runs (its latest worker's, tests may start several)."""
+
+    def after_worker_boot(self, broker, worker):
+        global _threads
+        _threads = worker.worker_threads
+
+
+_threads = 0
+
+
+def worker_threads() -> int:
+    """The worker threads of this process's Dramatiq worker; 0 before one has started."""
+    return _threads

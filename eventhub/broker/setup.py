@@ -13,7 +13,7 @@ from dramatiq.brokers.rabbitmq import RabbitmqBroker
 from dramatiq.brokers.stub import StubBroker
 
 from eventhub.broker.embedded import InFlight, stop_embedded_worker
-from eventhub.broker.middleware import DjangoConnections, RetryNotes
+from eventhub.broker.middleware import DjangoConnections, RetryNotes, WorkerThreads
 from eventhub.broker.queue_types import TypedQueueBroker, check_queue_type
 from eventhub.broker.urls import broker_parameters, split_broker_urls
 from eventhub.conf import eventhub_settings
@@ -45,6 +45,7 @@ def build(url: str) -> dramatiq.Broker:
             delivery_limit=eventhub_settings.QUEUE_DELIVERY_LIMIT,
         )
     broker.add_middleware(DjangoConnections())
+    broker.add_middleware(WorkerThreads())
     broker.add_middleware(RetryNotes())  # last: its after_* hooks run before Retries re-sends
     return broker
 

@@ -38,7 +38,7 @@ from prometheus_client.registry import Collector
 
 from eventhub import retention
 from eventhub.conf import eventhub_settings
-from eventhub.dashboard.selectors import routes_without_consumers
+from eventhub.dashboard.selectors import RouteLoad, route_load, routes_without_consumers
 from eventhub.discovery import live_consumers
 from eventhub.models import Delivery, Event, Route, RouteHealth, RouteHealthChange
 
@@ -65,6 +65,34 @@ class DatabaseCollector(Collector):
         yield from self._consumers()
         yield from route_health_families()
         yield from self._pruned()
+        yield from self._load()
+
+    def _load(self):
+        """Per route: its rate and in-flight count now, and its limits (issue 18)."""
+        rate = GaugeMetricFamily(
+            "eventhub_route_rate_per_second",
+            "Deliveries finished per second over the last minute, by route.",
+            labels=["route"],
+        )
+        in_flight = GaugeMetricFamily(
+            "eventhub_route_in_flight", "Deliveries running now, by route.", labels=["route"]
+        )
+        rate_limit = GaugeMetricFamily(
+            "eventhub_route_rate_limit", "A route's rate limit, deliveries per second.", labels=["route"]
+        )
+        max_in_flight = GaugeMetricFamily(
+            "eventhub_route_max_in_flight", "A route's limit of deliveries in flight.", labels=["route"]
+        )
+        load = route_load(now=self.now)
+        for route in Route.objects.only("pk", "name", "rate_limit", "max_in_flight"):
+            figures = load.get(route.pk, RouteLoad())
+            rate.add_metric([route.name], figures.rate)
+            in_flight.add_metric([route.name], figures.in_flight)
+            if route.rate_limit is not None:
+                rate_limit.add_metric([route.name], route.rate_limit)
+            if route.max_in_flight is not None:
+                max_in_flight.add_metric([route.name], route.max_in_flight)
+        yield from (rate, in_flight, rate_limit, max_in_flight)
 
     def _events(self, since: datetime, seconds: str) -> GaugeMetricFamily:
         family = GaugeMetricFamily(

@@ -260,14 +260,53 @@ def route_health() -> dict[int, RouteHealthSummary]:
     return summaries
 
 
+@dataclass(frozen=True)
+class RouteLoad:
+    """A route's load now: deliveries finished per second over the last minute, and running now."""
+
+    rate: float = 0.0
+    in_flight: int = 0
+
+
+LOAD_SECONDS = 60
+
+
+def route_load(*, now: datetime | None = None) -> dict[int, RouteLoad]:
+    """Per route id with any load: its rate over the last LOAD_SECONDS and its deliveries running now.
+
+    Running is the status a worker's claim sets, on every host, so this is the route's
+    in-flight count as its ``max_in_flight`` limit counts it (issue 18). Two index-backed
+    queries: finished in the last minute (delivery_finished) and running (delivery_status_created).
+    """
+    now = now or timezone.now()
+    finished = (
+        Delivery.objects.filter(finished_at__gt=now - timedelta(seconds=LOAD_SECONDS))
+        .values_list("route_id")
+        .annotate(n=Count("pk"))
+        .order_by()
+    )
+    running = (
+        Delivery.objects.filter(status=Delivery.Status.RUNNING)
+        .values_list("route_id")
+        .annotate(n=Count("pk"))
+        .order_by()
+    )
+    rates, flying = dict(finished), dict(running)
+    return {
+        route_id: RouteLoad(rate=rates.get(route_id, 0) / LOAD_SECONDS, in_flight=flying.get(route_id, 0))
+        for route_id in rates.keys() | flying.keys()
+    }
+
+
 @dataclass
 class RouteFigures:
-    """A route, its figures per window key ("5m", "1h", "24h"), and its last hour minute by minute."""
+    """A route, its figures per window key ("5m", "1h", "24h"), its last hour by minute, its load now."""
 
     route: Route
     windows: dict[str, WindowFigures]
     activity: list[charts.Bar] = field(default_factory=list)
     health: RouteHealthSummary = field(default_factory=RouteHealthSummary)
+    load: RouteLoad = field(default_factory=RouteLoad)
 
     @property
     def failed_last_hour(self) -> int:
@@ -283,7 +322,8 @@ ACTIVITY_MINUTES = 60
 
 def route_figures(*, now: datetime | None = None) -> list[RouteFigures]:
     """Per-route deliveries, success rate and emit→handled p50/p95 over 5 minutes, an hour, a day and
-    30 days, and each route's deliveries per minute over the last hour (for its sparkline).
+    30 days, each route's deliveries per minute over the last hour (for its sparkline), its endpoint
+    health and its load now.
 
     Read from the per-minute rollups (eventhub/dashboard/stats.py), refreshed first; a window
     covers whole minutes. Routes without deliveries show zeros.
@@ -308,9 +348,11 @@ def route_figures(*, now: datetime | None = None) -> list[RouteFigures]:
                     _add(figures[route_id].windows[key], kind, name, value)
     activity = route_activity(minutes=ACTIVITY_MINUTES, now=now)
     healths = route_health()
+    load = route_load(now=now)
     for route_id, route in figures.items():
         route.activity = activity.get(route_id) or charts.minute_bars([], minutes=ACTIVITY_MINUTES, now=now)
         route.health = healths.get(route_id) or RouteHealthSummary()
+        route.load = load.get(route_id, RouteLoad())
     return list(figures.values())
 
 

@@ -50,6 +50,10 @@ class Endpoint:
     instance: str
 
 
+# The most an attempt's deadline stays under the route's time limit (see attempt_seconds).
+TIME_LIMIT_MARGIN_SECONDS = 1.0
+
+
 def send(*, route: Any, envelope: dict[str, Any], delivery: Any, transform: Transform = IDENTITY) -> Reply:
     """POST the envelope (reshaped by ``transform``), signed with the route's secrets.
 
@@ -94,8 +98,15 @@ def webhook_id(delivery: Any) -> str:
 
 
 def attempt_seconds(route: Any) -> float:
-    """The whole attempt's deadline: WEBHOOK_TIMEOUT_SECONDS, or the route's time limit if shorter."""
-    return min(eventhub_settings.WEBHOOK_TIMEOUT_SECONDS, route.time_limit_ms / 1000)
+    """The whole attempt's deadline: WEBHOOK_TIMEOUT_SECONDS, or just under the route's time limit.
+
+    Just under (a tenth, at most a second): an endpoint that hangs then ends the attempt
+    itself, with time to record the outcome before Dramatiq's time limit (checked about
+    once a second) interrupts the thread, perhaps inside the combined write other threads
+    wait on (issue 18: a hanging route must not disturb the others).
+    """
+    limit = route.time_limit_ms / 1000
+    return min(eventhub_settings.WEBHOOK_TIMEOUT_SECONDS, limit - min(TIME_LIMIT_MARGIN_SECONDS, limit / 10))
 
 
 def status_error(url: str, answer: safe_http.Answer) -> HttpStatusError:

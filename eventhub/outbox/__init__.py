@@ -10,7 +10,7 @@ work again; ``route_table`` is the per-process copy of event types and routes.
 from eventhub.outbox import ordering, relay, replay, route_table
 from eventhub.outbox.background import flush, send_after_commit
 from eventhub.outbox.emit import EventSpec, emit, emit_many
-from eventhub.outbox.message import DELIVER_ACTOR, Outgoing, batched, message_for
+from eventhub.outbox.message import DELIVER_ACTOR, ROUTE_OPTION, Outgoing, batched, message_for
 from eventhub.outbox.relay import relay_once
 from eventhub.outbox.replay import (
     REPLAY_PERMISSION,
@@ -27,6 +27,7 @@ from eventhub.outbox.send import mark_queued, send_deliveries
 
 __all__ = [
     "DELIVER_ACTOR",
+    "ROUTE_OPTION",
     "REPLAY_PERMISSION",
     "EventSpec",
     "Outgoing",

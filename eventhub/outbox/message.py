@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import dramatiq
 
 DELIVER_ACTOR = "eventhub.deliver"
+ROUTE_OPTION = "eventhub_route"
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,7 +33,11 @@ class Outgoing:
     min_backoff_ms: int
     max_backoff_ms: int
     time_limit_ms: int
+    route_id: int = 0
     batch: tuple[int, ...] = ()
+    # A route with a rate limit is admitted message by message (eventhub.worker.admission):
+    # its deliveries travel alone, so that each one pays for its start.
+    alone: bool = False
 
     @classmethod
     def for_route(cls, delivery_id: int, route) -> "Outgoing":
@@ -42,6 +47,8 @@ class Outgoing:
             route.min_backoff_ms,
             route.max_backoff_ms,
             route.time_limit_ms,
+            route.pk,
+            alone=route.rate_limit is not None,
         )
 
     @property
@@ -58,14 +65,19 @@ def batched(items: Sequence[Outgoing], *, cap: int) -> list[Outgoing]:
     one of its deliveries' own. A group of one stays a message of one delivery.
     """
     groups: dict[tuple, list[int]] = {}
-    for item in items:
-        key = (item.queue, item.min_backoff_ms, item.max_backoff_ms, item.time_limit_ms)
-        groups.setdefault(key, []).extend(item.delivery_ids)
     messages = []
-    for (queue, min_backoff, max_backoff, time_limit), ids in groups.items():
+    for item in items:
+        if item.alone:
+            messages.append(item)
+            continue
+        key = (item.queue, item.min_backoff_ms, item.max_backoff_ms, item.time_limit_ms, item.route_id)
+        groups.setdefault(key, []).extend(item.delivery_ids)
+    for (queue, min_backoff, max_backoff, time_limit, route_id), ids in groups.items():
         for start in range(0, len(ids), max(cap, 1)):
             first, *rest = ids[start : start + max(cap, 1)]
-            messages.append(Outgoing(first, queue, min_backoff, max_backoff, time_limit, tuple(rest)))
+            messages.append(
+                Outgoing(first, queue, min_backoff, max_backoff, time_limit, route_id, batch=tuple(rest))
+            )
     return messages
 
 
@@ -81,5 +93,7 @@ def message_for(item: Outgoing, **options) -> dramatiq.Message:
             "max_backoff": item.max_backoff_ms,
             "time_limit": item.time_limit_ms,
             **options,
+            # The worker checks the route's limits before it loads the delivery (eventhub.worker.limits).
+            ROUTE_OPTION: item.route_id,
         },
     )

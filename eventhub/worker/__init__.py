@@ -6,7 +6,10 @@ one statement; ``lifecycle`` and ``boot`` prepare a worker process; ``rescue`` a
 ``upkeep`` are the periodic work beside the workers (relay, stuck deliveries);
 ``fork`` starts that upkeep in its own process; ``handback`` finishes the embedded
 broker's deliveries at exit, or hands them back to the relay; ``shaping`` finds the
-transform a delivery is sent with; ``trial`` tries a route from its admin page.
+transform a delivery is sent with; ``trial`` tries a route from its admin page;
+``admission`` asks, before the claim, whether a delivery may start: its route's
+``limits`` (rate, in flight, shared by every worker through PostgreSQL) and this
+process's ``share`` of threads for slow and failing routes.
 
 Dramatiq imports ``boot`` and ``fork`` before Django is set up, so the names below
 load on first use (see eventhub.lazy).

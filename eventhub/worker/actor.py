@@ -16,6 +16,7 @@ from dramatiq.middleware import Middleware, SkipMessage
 from eventhub import broker
 from eventhub.conf import eventhub_settings
 from eventhub.outbox import DELIVER_ACTOR
+from eventhub.worker.admission import admitted
 from eventhub.worker.deliver import DeliveryFailed, deliver, deliver_batch
 
 logger = logging.getLogger(__name__)
@@ -90,10 +91,15 @@ def _deliver(*args: object, **kwargs: object) -> None:
     reason = malformed_reason(args, kwargs)
     if reason:
         raise MalformedMessage(reason)
-    if isinstance(args[0], list):
-        deliver_batch(args[0], note=broker.current_note())
-    else:
-        deliver(args[0], note=broker.current_note())
+    batch = args[0] if isinstance(args[0], list) else None
+    # Issue 18: over its route's limits? sent back, not claimed. A batch message is admitted as one
+    # (its deliveries run one after another on one thread; routes with a rate limit don't batch).
+    with admitted(batch[0] if batch else args[0]) as admission:
+        if admission and batch:
+            outcomes = deliver_batch(batch, note=broker.current_note())
+            admission.finished(next((o for o in outcomes.values() if o.status == "dead"), None))
+        elif admission:
+            admission.finished(deliver(args[0], note=broker.current_note()))
 
 
 deliver_actor = broker.register_actor(

@@ -10,6 +10,7 @@ from eventhub.conf import eventhub_settings
 from eventhub.destinations import handler_names
 from eventhub.models import Route
 from eventhub.outbox import route_table
+from eventhub.worker import share
 from eventhub.worker.actor import RejectMalformed
 
 logger = logging.getLogger(__name__)
@@ -30,6 +31,7 @@ def queues_to_consume(named: list[str] | None = None) -> list[str]:
 
 def prepare() -> None:
     """Declare this worker's queues and install the worker lifecycle middleware."""
+    share.check_settings()  # issue 18: refuse a bad thread share or limit setting before consuming
     queues = queues_to_consume()
     broker.declare_queues(queues)
     for middleware in lifecycle_middleware():

@@ -31,7 +31,7 @@ def received(queue: str) -> list[dict]:
         connection.close()
 
 
-def test_the_message_carries_the_delivery_id_and_the_routes_backoff_only():
+def test_the_message_carries_the_delivery_id_and_its_routes_id_backoff_and_time_limit_only():
     route = factories.route(
         factories.event_type(), "x", min_backoff_ms=7, max_backoff_ms=70, time_limit_ms=700
     )
@@ -42,7 +42,13 @@ def test_the_message_carries_the_delivery_id_and_the_routes_backoff_only():
         (42,),
         {},
     )
-    assert message.options == {"min_backoff": 7, "max_backoff": 70, "time_limit": 700}
+    # The route's id lets the worker check the route's limits before it loads the delivery (issue 18).
+    assert message.options == {
+        "min_backoff": 7,
+        "max_backoff": 70,
+        "time_limit": 700,
+        "eventhub_route": route.pk,
+    }
 
 
 def test_confirmed_sends_mark_the_deliveries_queued(rabbitmq_broker, queue_name):
