@@ -38,9 +38,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--n", type=int, default=10_000, help="events of the throughput measurement (10000)")
     parser.add_argument("--processes", type=int, default=1, help="worker processes (1)")
     parser.add_argument("--threads", type=int, default=8, help="worker threads per process (8)")
-    parser.add_argument(
-        "--batch-size", type=int, default=5_000, help="the pruner's rows per transaction (5000)"
-    )
+    parser.add_argument("--batch-size", type=int, default=5_000, help="pruner rows per transaction (5000)")
     parser.add_argument("--json", type=Path, help="also write the results here (default bench/results/)")
     return parser.parse_args(argv)
 
