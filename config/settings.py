@@ -159,6 +159,7 @@ EVENTHUB = {
     # this share of the threads (docs/route-limits.md).
     "ROUTE_THREAD_SHARE": env.float("EVENTHUB_ROUTE_THREAD_SHARE", default=0.5),
     "SLOW_ROUTE_SECONDS": env.float("EVENTHUB_SLOW_ROUTE_SECONDS", default=1.0),
+    "FAILING_ROUTE_STARTS_PER_SECOND": env.float("EVENTHUB_FAILING_ROUTE_STARTS_PER_SECOND", default=5.0),
     "SECRETS_KEYS": env.list("EVENTHUB_SECRETS_KEYS", default=[]),
     # Endpoint health: the longest a receiver's Retry-After may delay a retry (docs/endpoint-health.md).
     "RETRY_AFTER_MAX_SECONDS": env.float("EVENTHUB_RETRY_AFTER_MAX_SECONDS", default=3600),

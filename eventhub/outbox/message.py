@@ -35,7 +35,7 @@ class Outgoing:
     time_limit_ms: int
     route_id: int = 0
     batch: tuple[int, ...] = ()
-    # A route with a rate limit is admitted message by message (eventhub.worker.admission):
+    # A route with limits is admitted message by message (eventhub.worker.admission):
     # its deliveries travel alone, so that each one pays for its start.
     alone: bool = False
 
@@ -48,7 +48,7 @@ class Outgoing:
             route.max_backoff_ms,
             route.time_limit_ms,
             route.pk,
-            alone=route.rate_limit is not None,
+            alone=route.rate_limit is not None or route.max_in_flight is not None,
         )
 
     @property

@@ -93,7 +93,7 @@ def _deliver(*args: object, **kwargs: object) -> None:
         raise MalformedMessage(reason)
     batch = args[0] if isinstance(args[0], list) else None
     # Issue 18: over its route's limits? sent back, not claimed. A batch message is admitted as one
-    # (its deliveries run one after another on one thread; routes with a rate limit don't batch).
+    # (its deliveries run one after another on one thread; routes with limits do not batch).
     with admitted(batch[0] if batch else args[0]) as admission:
         if admission and batch:
             outcomes = deliver_batch(batch, note=broker.current_note())

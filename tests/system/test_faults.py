@@ -78,6 +78,10 @@ def worker_process(queue_name, tmp_path):
     started: list[subprocess.Popen] = []
 
     def start(*, threads: int = 8, relay: bool = False, **env: str) -> subprocess.Popen:
+        # These tests count what the retry, rescue and shutdown mechanisms do with every thread
+        # busy on one slow or failing route; the per-process share that keeps such a route from
+        # taking every thread (tests/system/test_route_limits.py, docs/route-limits.md) is off.
+        env = {"EVENTHUB_ROUTE_THREAD_SHARE": "1", "EVENTHUB_FAILING_ROUTE_STARTS_PER_SECOND": "1000", **env}
         log_path = tmp_path / f"worker-{len(started)}.log"
         proc = start_worker(
             queue_name,
