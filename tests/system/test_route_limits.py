@@ -1,40 +1,14 @@
 """A route's rate and concurrency limits hold across two worker processes (RabbitMQ, the test database)."""
 
-import contextlib
-import os
-import signal
-import subprocess
-
 import pytest
 
 from eventhub import emit_many
 from eventhub.models import Delivery
 from tests.support import factories
-from tests.support.process import command_env, start_worker
 from tests.support.waiting import wait_for
 from tests.testapp.models import OrderedRun
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.rabbitmq]
-
-
-@pytest.fixture
-def workers(rabbitmq_broker, queue_name, tmp_path):
-    """``manage.py eventhub_worker`` with two worker processes of four threads on this test's queue."""
-    log = tmp_path / "workers.log"
-    proc = start_worker(
-        queue_name,
-        "--processes",
-        "2",
-        threads=4,
-        env=command_env(),
-        stdout=open(log, "w"),  # noqa: SIM115 - the child owns it
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    yield proc
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait(10)
 
 
 def run_all(queue: str, count: int, sleep: float, **limits) -> list[OrderedRun]:
