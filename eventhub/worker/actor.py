@@ -97,7 +97,7 @@ def _deliver(*args: object, **kwargs: object) -> None:
     with admitted(batch[0] if batch else args[0]) as admission:
         if admission and batch:
             outcomes = deliver_batch(batch, note=broker.current_note())
-            admission.finished(next((o for o in outcomes.values() if o.status == "dead"), None))
+            admission.finished(*outcomes.values())
         elif admission:
             admission.finished(deliver(args[0], note=broker.current_note()))
 

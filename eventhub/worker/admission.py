@@ -51,9 +51,10 @@ class Admission:
     def __bool__(self) -> bool:
         return self.admitted
 
-    def finished(self, outcome: Outcome | None) -> None:
-        """The run's outcome (None: nothing ran). A dead one is a failure (a retried one raises)."""
-        self.failed = outcome is not None and outcome.status == Delivery.Status.DEAD
+    def finished(self, *outcomes: Outcome | None) -> None:
+        """The message's outcomes (None: nothing ran; a batch gives one each). A dead one is a
+        failure (a retried one raises)."""
+        self.failed = any(o is not None and o.status == Delivery.Status.DEAD for o in outcomes)
 
 
 @contextlib.contextmanager
