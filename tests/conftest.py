@@ -73,6 +73,18 @@ def delete_queues(names: list[str]) -> None:
         connection.close()
 
 
+def queue_depth(name: str) -> int:
+    """Messages ready in queue ``name`` (0 for a queue never declared: nothing was ever sent to it)."""
+    connection = pika.BlockingConnection(pika.URLParameters(RABBITMQ_URL))
+    try:
+        return connection.channel().queue_declare(name, passive=True).method.message_count
+    except pika.exceptions.ChannelClosedByBroker:
+        return 0
+    finally:
+        if connection.is_open:
+            connection.close()
+
+
 @pytest.fixture
 def queue_name() -> Iterator[str]:
     """A queue name of this test's own, deleted from RabbitMQ afterwards."""

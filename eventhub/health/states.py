@@ -20,6 +20,7 @@ from django.utils import timezone
 from eventhub.conf import eventhub_settings
 from eventhub.db import ProcessCache
 from eventhub.models import Route, RouteHealth, RouteHealthChange
+from eventhub.outbox import route_table
 
 logger = logging.getLogger(__name__)
 
@@ -83,8 +84,12 @@ def view(route_id: int) -> HealthView | None:
 
 
 def invalidate() -> None:
-    """Read the health rows again on next use (this process just changed one)."""
+    """Read the health rows again on next use (this process just changed one).
+
+    The route copy is read again too: emit() holds new deliveries of the routes it lists as holding.
+    """
     _cache.invalidate()
+    route_table.invalidate()
 
 
 def reset() -> None:

@@ -126,8 +126,11 @@ def _emitted_in_one_statement(events: list[Event], routes: dict[int, list[Route]
 
 
 def _messages(pairs: list[tuple[Delivery, Route]]) -> list[Outgoing]:
-    """Deliveries emitted together travel together: one message per route (up to MESSAGE_BATCH_MAX)."""
-    items = [Outgoing.for_route(d.pk, route) for d, route in pairs]
+    """Deliveries emitted together travel together: one message per route (up to MESSAGE_BATCH_MAX).
+
+    Held deliveries get none: the releaser sends them when their route delivers again.
+    """
+    items = [Outgoing.for_route(d.pk, route) for d, route in pairs if d.status != Delivery.Status.HELD]
     return batched(items, cap=eventhub_settings.MESSAGE_BATCH_MAX)
 
 
@@ -181,13 +184,20 @@ def _build_event(spec: EventSpec, event_type: EventType, ambient: tracing.TraceC
 
 def _route(events: list[Event], routes: dict[int, list[Route]]) -> list[tuple[Delivery, Route]]:
     now = timezone.now()
+    holding = route_table.holding()
     pairs = []
     for event in events:
         candidates = routes.get(event.event_type_id, ())
         envelope = event.envelope if candidates else None
         for route in candidates:
             if match(route.filter, envelope):
-                pairs.append((build_delivery(event=event, route=route, envelope=envelope, now=now), route))
+                delivery = build_delivery(event=event, route=route, envelope=envelope, now=now)
+                # Issue 18: a route that is open or paused holds its new deliveries from the start, so
+                # they cost no message and no worker's time; an ordered one's go through the worker's
+                # gate, which keeps their turn. A copy a second old only sends a few to that gate.
+                if route.pk in holding and delivery.ordering_key is None:
+                    delivery.status = Delivery.Status.HELD
+                pairs.append((delivery, route))
     return pairs
 
 

@@ -15,17 +15,18 @@ one, a stale copy is bypassed and the rows are read directly, so a route created
 in the caller's uncommitted transaction is seen by that transaction only.
 """
 
+import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from django.core.signals import setting_changed
 from django.db import connection, transaction
-from django.db.models import signals
+from django.db.models import Q, signals
 
 from eventhub.conf import eventhub_settings
 from eventhub.db import ProcessCache
 from eventhub.errors import UnknownEventType
-from eventhub.models import EventType, Route
+from eventhub.models import EventType, Route, RouteHealth
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,9 @@ class RouteTable:
     enabled: dict[int, list[Route]] = field(default_factory=dict)
     routes: dict[int, Route] = field(default_factory=dict)
     version: str = ""  # a digest of every row it was read from ("" where not computed)
+    # Routes whose new deliveries are held at emit (open, half-open or paused; issue 18): read on every
+    # reload, outside the digest, since a route's health row changes with every failure counted.
+    holding: frozenset[int] = frozenset()
 
 
 def load(previous: RouteTable | None = None) -> RouteTable:
@@ -46,11 +50,11 @@ def load(previous: RouteTable | None = None) -> RouteTable:
     instances, unless something changed (any column, by any means: admin, a queryset
     update, another process).
     """
-    version = _version()
+    version, holding = _version_and_holding()
     if previous is not None and version and previous.version == version:
-        return previous
+        return previous if previous.holding == holding else dataclasses.replace(previous, holding=holding)
     types = {t.pk: t for t in EventType.objects.all()}
-    table = RouteTable(types={t.name: t for t in types.values()}, version=version)
+    table = RouteTable(types={t.name: t for t in types.values()}, version=version, holding=holding)
     for route in Route.objects.order_by("pk"):
         route.event_type = types[route.event_type_id]  # no query when a destination reads it
         table.routes[route.pk] = route
@@ -59,18 +63,26 @@ def load(previous: RouteTable | None = None) -> RouteTable:
     return table
 
 
-def _version() -> str:
+def _version_and_holding() -> tuple[str, frozenset[int]]:
+    """The digest of both tables' rows ("" off PostgreSQL) and the routes that hold: one round trip."""
     if connection.vendor != "postgresql":
-        return ""
+        return "", frozenset(_holding_routes().values_list("route_id", flat=True))
     qn = connection.ops.quote_name
     digests = ", ".join(
         f"(SELECT md5(coalesce(string_agg(t::text, ',' ORDER BY t.{qn(m._meta.pk.column)}), '')) "
         f"FROM {qn(m._meta.db_table)} t)"
         for m in (EventType, Route)
     )
+    holding_sql, params = _holding_routes().values("route_id").query.sql_with_params()
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT {digests}")
-        return ":".join(cursor.fetchone())
+        cursor.execute(f"SELECT {digests}, ARRAY({holding_sql})", params)
+        *versions, holding = cursor.fetchone()
+    return ":".join(versions), frozenset(holding)
+
+
+def _holding_routes():
+    State = RouteHealth.State
+    return RouteHealth.objects.filter(Q(paused=True) | ~Q(state=State.CLOSED))
 
 
 def current() -> RouteTable:
@@ -90,6 +102,11 @@ def types_and_routes(names: Iterable[str]) -> tuple[dict[str, EventType], dict[i
             raise UnknownEventType(f"Event type {name!r} is inactive and accepts no events.")
         types[name] = event_type
     return types, table.enabled
+
+
+def holding() -> frozenset[int]:
+    """Ids of the routes whose new deliveries are held at emit: open, half-open or paused (issue 18)."""
+    return current().holding
 
 
 def route(route_id: int) -> Route | None:

@@ -10,6 +10,7 @@ from django.utils import timezone
 from eventhub import health
 from eventhub.models import Attempt, Delivery, RouteHealth, RouteHealthChange
 from eventhub.worker.deliver import deliver
+from tests.conftest import queue_depth
 from tests.health.conftest import deliveries_of, run
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -190,3 +191,30 @@ def test_a_healthy_route_costs_no_query_at_the_gate_or_after_a_success(
             "succeeded",
             None,
         )
+
+
+def test_an_open_routes_new_deliveries_are_held_at_emit_and_sent_no_message(
+    webhook_receiver, webhook_route, queue_name
+):
+    receiver = webhook_receiver(status=500)
+    route = webhook_route(receiver, breaker_failures=1, probe_interval_seconds=30, release_per_second=100)
+    (first,) = deliveries_of(route, 1)
+    assert run(first.pk) == "held"
+    waiting_before = queue_depth(queue_name)
+
+    # Emitted after the circuit opened: held from the start; nothing for a worker to pick up and put aside.
+    later = deliveries_of(route, 3)[1:]
+    assert [d.status for d in later] == ["held"] * 3
+    assert all(d.attempts == 0 and d.queued_at is None for d in later)
+    assert queue_depth(queue_name) == waiting_before
+    assert len(receiver.requests) == 1
+
+    # They are released like any held delivery once a probe closes the route, oldest first.
+    receiver.status = 200
+    assert health.release_once(now=timezone.now() + timedelta(seconds=31)).sent == 1
+    assert run(first.pk) == "succeeded"
+    now = timezone.now()
+    for second in range(32, 36):
+        health.release_once(now=now + timedelta(seconds=second))
+    assert not Delivery.objects.filter(route=route, status="held").exists()
+    assert [run(d.pk) for d in later] == ["succeeded"] * 3

@@ -42,7 +42,8 @@ def test_a_paused_route_holds_its_deliveries_and_resume_releases_them_at_its_pac
     assert "receiver maintenance" in change.reason
     assert health.pause_route(route=route, user=user) is None  # already paused: nothing recorded
 
-    deliveries = deliveries_of(route, 5)  # still made while paused...
+    deliveries = deliveries_of(route, 5)  # still made while paused, held from the start (no message)...
+    assert [d.status for d in deliveries] == ["held"] * 5
     assert [run(d.pk) for d in deliveries] == ["held"] * 5  # ... and held, never attempted
     assert receiver.requests == [] and all(d.attempts == 0 for d in Delivery.objects.filter(route=route))
     assert health.release_once().sent == 0  # paused: nothing released

@@ -12,7 +12,7 @@ from eventhub import emit, emit_many
 from eventhub.errors import EmitError, InvalidEventData, UnknownEventType
 from eventhub.models import Delivery, Event
 from eventhub.outbox import background
-from tests.conftest import RABBITMQ_URL, delete_queues
+from tests.conftest import RABBITMQ_URL, delete_queues, queue_depth
 from tests.support import factories
 
 SCHEMA = {
@@ -20,17 +20,6 @@ SCHEMA = {
     "properties": {"order_id": {"type": "integer"}, "amount": {"type": "number", "minimum": 0}},
     "required": ["order_id"],
 }
-
-
-def queue_depth(name: str) -> int:
-    connection = pika.BlockingConnection(pika.URLParameters(RABBITMQ_URL))
-    try:
-        return connection.channel().queue_declare(name, passive=True).method.message_count
-    except pika.exceptions.ChannelClosedByBroker:
-        return 0  # never declared: nothing was ever sent to it
-    finally:
-        if connection.is_open:
-            connection.close()
 
 
 def queued_args(name: str) -> list:
