@@ -3,20 +3,26 @@
 Two webhook routes share one queue and one set of workers (``--processes`` x
 ``--threads``, 1 x 8 by default). The healthy one posts to a receiver that answers
 at once; events are emitted one per transaction, ``--rate`` a second for each route,
-for ``--seconds``. Cases, each on fresh workers and a fresh queue:
+for ``--seconds``. Cases, each on fresh workers, a fresh queue and both routes' health
+reset (closed, no failures on record), so that the broken cases include the circuit's
+opening:
 
-- ``baseline``: no broken route. The second stream of events is still emitted (to an
-  event type without an enabled route), so the machine does the same emitting work.
+- ``baseline``: the second route's endpoint is healthy too (a receiver of its own that
+  answers at once). The only difference from the broken cases is how its endpoint
+  answers: the question is whether a bad endpoint slows the others, against the same
+  endpoint when good.
 - ``hang``: the second route's endpoint never answers; each attempt ends at the route's
-  time limit (``--time-limit-ms``, 5 s). Default retry policy.
-- ``500``: the second route's endpoint answers 500 to everything (default retry policy:
-  5 attempts, backoff from 1 s).
+  time limit (``--time-limit-ms``, 5 s). Default retry policy and circuit breaker.
+- ``500``: the second route's endpoint answers 500 to everything.
+- ``alone`` (reference, not a target): no second route at all. The second stream of
+  events is still emitted (to an event type without an enabled route), so the machine
+  does the same emitting, but no delivery of it is recorded or held.
 
 Measured on the healthy route: throughput (deliveries succeeded per second, from the
 first emit to the last outcome recorded) and the p50/p99 latency from emit() to the
 outcome recorded. Each figure is the median over ``--repeat`` rounds (3); the cases
 take turns within a round, so that load from elsewhere on the machine spreads over
-all of them. The target: within 10% of the baseline.
+all of them. The target: ``hang`` and ``500`` within 10% of ``baseline``.
 """
 
 import argparse
@@ -28,7 +34,7 @@ import time
 import uuid
 from pathlib import Path
 
-CASES = ("baseline", "hang", "500")
+CASES = ("baseline", "hang", "500", "alone")
 HEALTHY, BROKEN = "bench.iso.healthy", "bench.iso.broken"
 TARGET = 0.10
 
@@ -69,10 +75,11 @@ def main(argv: list[str] | None = None) -> int:
     rounds: list[dict] = []
     with (
         Receiver(0.0, work / "healthy.log") as healthy,
+        Receiver(0.0, work / "second.log") as second,
         Receiver(0.0, work / "hang.log", "--hang") as hang,
         Receiver(0.0, work / "500.log", "--status", "500") as failing,
     ):
-        broken_urls = {"hang": hang, "500": failing}
+        broken_urls = {"baseline": second, "hang": hang, "500": failing}
         for index in range(args.repeat):
             say(f"isolation round {index + 1}/{args.repeat} (load {machine.load()})")
             rounds.append(
@@ -111,11 +118,13 @@ def run_case(
     from bench.progress import say
     from eventhub import broker as brokers
     from eventhub import emit
-    from eventhub.models import Delivery
+    from eventhub.models import Delivery, RouteHealth
     from eventhub.outbox import background, route_table
 
     healthy, broken = _routes(queue, healthy_url, broken_url, args.time_limit_ms)
     services.clear_bench_rows([healthy.pk, broken.pk])
+    # Each case starts from healthy routes: the broken cases then include the failures that open the circuit.
+    RouteHealth.objects.filter(route__in=[healthy, broken]).delete()
     route_table.invalidate()
     brokers.get_broker().declare_queue(queue, ensure=True)
     log = work / f"workers-{queue}.log"
@@ -145,14 +154,14 @@ def run_case(
                 "rate": stats.rate(count, seconds),
                 **stats.latency_summary(latencies),
             },
-            "broken": _broken_figures(broken),
+            "second": _broken_figures(broken),
             "emitted_per_second": paced["achieved_rate"],
             "cpu": cpu.usage,
             "load": machine.load(),
         }
         say(
             f"  {case}: healthy {result['healthy']['rate']:.0f}/s, p50 {result['healthy']['p50_ms']:.0f} ms, "
-            f"p99 {result['healthy']['p99_ms']:.0f} ms; broken {result['broken']}"
+            f"p99 {result['healthy']['p99_ms']:.0f} ms; second route {result['second']}"
         )
         return result
     finally:
@@ -176,7 +185,7 @@ def _routes(queue: str, healthy_url: str, broken_url: str, time_limit_ms: int):
                 "destination_kind": Route.Kind.WEBHOOK,
                 "target": url or "http://127.0.0.1:9/unused",
                 "queue": queue,
-                "enabled": bool(url),  # the baseline emits the second stream to no route
+                "enabled": bool(url),  # "alone" emits the second stream to no route
                 "filter": {},
                 "time_limit_ms": time_limit_ms if name == BROKEN else 60_000,
                 "rate_limit": None,
@@ -201,7 +210,7 @@ def _wait_healthy(route, count: int, workers) -> None:
 
 
 def _broken_figures(route) -> dict:
-    """The broken route's deliveries by status and their attempts so far (none in the baseline)."""
+    """The second route's deliveries by status and their attempts so far (none when ``alone``)."""
     from django.db.models import Count, Sum
 
     from eventhub.models import Delivery
@@ -222,7 +231,8 @@ def render(rounds: list[dict], config: dict) -> str:
         f"isolation - healthy route at {config['rate']:g}/s beside a broken one at {config['rate']:g}/s, "
         f"{config['processes']} x {config['threads']} threads, {config['seconds']:g} s per case, "
         f"medians of {len(rounds)} round(s); load {config['load_before']} -> {config['load_after']}",
-        f"  {'case':<9} {'healthy/s':>18} {'p50 ms':>20} {'p99 ms':>22}   vs baseline (target within 10%)",
+        f"  {'case':<9} {'healthy/s':>18} {'p50 ms':>20} {'p99 ms':>22}   vs baseline "
+        "(target: hang and 500 within 10%)",
     ]
     medians = {}
     for case in config["cases"]:
@@ -247,7 +257,10 @@ def _versus(medians: dict, case: str) -> str:
     rate = mine["rate"] / base["rate"] - 1
     p50, p99 = mine["p50_ms"] / base["p50_ms"] - 1, mine["p99_ms"] / base["p99_ms"] - 1
     ok = rate >= -TARGET and p50 <= TARGET and p99 <= TARGET
-    return f"throughput {rate:+.0%}, p50 {p50:+.0%}, p99 {p99:+.0%}: {'within' if ok else 'OUTSIDE'} 10%"
+    figures = f"throughput {rate:+.0%}, p50 {p50:+.0%}, p99 {p99:+.0%}"
+    if case == "alone":
+        return f"{figures} (reference: no second route)"
+    return f"{figures}: {'within' if ok else 'OUTSIDE'} 10%"
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ from dramatiq.middleware import Middleware, SkipMessage
 from eventhub import broker
 from eventhub.conf import eventhub_settings
 from eventhub.outbox import DELIVER_ACTOR
-from eventhub.worker.admission import admitted
+from eventhub.worker.admission import admitted, route_id_of
 from eventhub.worker.deliver import DeliveryFailed, deliver, deliver_batch
 
 logger = logging.getLogger(__name__)
@@ -94,12 +94,15 @@ def _deliver(*args: object, **kwargs: object) -> None:
     batch = args[0] if isinstance(args[0], list) else None
     # Issue 18: over its route's limits? sent back, not claimed. A batch message is admitted as one
     # (its deliveries run one after another on one thread; routes with limits do not batch).
-    with admitted(batch[0] if batch else args[0]) as admission:
+    message = broker.current_message()
+    # The message names its deliveries' route: the gate needs no query to learn it.
+    route_id = route_id_of(message)
+    with admitted(batch[0] if batch else args[0], message) as admission:
         if admission and batch:
-            outcomes = deliver_batch(batch, note=broker.current_note())
+            outcomes = deliver_batch(batch, note=broker.current_note(), route_id=route_id)
             admission.finished(*outcomes.values())
         elif admission:
-            admission.finished(deliver(args[0], note=broker.current_note()))
+            admission.finished(deliver(args[0], note=broker.current_note(), route_id=route_id))
 
 
 deliver_actor = broker.register_actor(

@@ -25,7 +25,7 @@ import random
 import time
 from collections.abc import Iterator
 
-from eventhub import broker
+from eventhub import broker, health
 from eventhub.conf import eventhub_settings
 from eventhub.models import Delivery, Route
 from eventhub.outbox import ROUTE_OPTION, route_table
@@ -66,7 +66,9 @@ def admitted(delivery_id: int, message=None) -> Iterator[Admission]:
     """
     message = message if message is not None else broker.current_message()
     route = _route_of(delivery_id, message) if message is not None else None
-    if route is None:
+    if route is None or _holds(route.pk):
+        # A route that holds (open, half-open, paused) has its deliveries held at the gate, one cheap
+        # update each, or one run as its probe: sent back here, they would cost a message again and again.
         yield Admission(True)
         return
     ticket = threads.enter(route.pk)
@@ -95,6 +97,16 @@ def admitted(delivery_id: int, message=None) -> Iterator[Admission]:
             threads.leave(route.pk, ticket, failed=admission.failed)
         if decision is not None and decision.lease:
             limits.give_back(route.pk, decision.lease)
+
+
+def _holds(route_id: int) -> bool:
+    known = health.states.view(route_id)
+    return known is not None and known.holds
+
+
+def route_id_of(message) -> int | None:
+    """The route id a delivery message names (None for a message sent before messages named it)."""
+    return (message.options.get(ROUTE_OPTION) or None) if message is not None else None
 
 
 def _route_of(delivery_id: int, message) -> Route | None:

@@ -193,6 +193,22 @@ def test_a_healthy_route_costs_no_query_at_the_gate_or_after_a_success(
         )
 
 
+def test_while_another_route_holds_a_healthy_routes_delivery_passes_the_gate_without_a_query(
+    webhook_receiver, webhook_route, django_assert_num_queries
+):
+    broken = webhook_route(webhook_receiver(status=500), breaker_failures=1)
+    (failed,) = deliveries_of(broken, 1)
+    assert run(failed.pk) == "held"
+    route = webhook_route(webhook_receiver(status=200))
+    (delivery,) = deliveries_of(route, 1)
+    health.gate(delivery.pk, route_id=route.pk)  # loads the process's copy once
+    # The route its message names is enough: no lookup of the delivery's route for every delivery.
+    with django_assert_num_queries(0):
+        assert health.gate(delivery.pk, route_id=route.pk) is False
+    with django_assert_num_queries(1):
+        assert health.gate(delivery.pk) is False  # a message that names no route: one lookup
+
+
 def test_an_open_routes_new_deliveries_are_held_at_emit_and_sent_no_message(
     webhook_receiver, webhook_route, queue_name
 ):
