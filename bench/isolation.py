@@ -37,6 +37,8 @@ from pathlib import Path
 CASES = ("baseline", "hang", "500", "alone")
 HEALTHY, BROKEN = "bench.iso.healthy", "bench.iso.broken"
 TARGET = 0.10
+# Below this share of the offered rate the baseline itself does not keep up: no verdict is given.
+SATURATED = 0.9
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -245,11 +247,18 @@ def render(rounds: list[dict], config: dict) -> str:
             f"{f['median']:>7.1f} ({f['min']:.0f}-{f['max']:.0f})".rjust(width)
             for f, width in zip(figures.values(), (18, 20, 22), strict=True)
         ]
-        out.append(f"  {case:<9} {cells[0]} {cells[1]} {cells[2]}   {_versus(medians, case)}")
+        out.append(f"  {case:<9} {cells[0]} {cells[1]} {cells[2]}   {_versus(medians, case, config['rate'])}")
+    base = medians.get("baseline")
+    if base is not None and base["rate"] < SATURATED * config["rate"]:
+        out.append(
+            f"  NO VERDICT: the baseline's healthy route made {base['rate']:.0f}/s "
+            f"of the {config['rate']:g}/s offered, so this machine is saturated at this rate "
+            "and the cases compare queues, not isolation. Run again with a lower --rate."
+        )
     return "\n".join(out)
 
 
-def _versus(medians: dict, case: str) -> str:
+def _versus(medians: dict, case: str, rate_offered: float) -> str:
     base = medians.get("baseline")
     if case == "baseline" or base is None:
         return ""
@@ -260,6 +269,8 @@ def _versus(medians: dict, case: str) -> str:
     figures = f"throughput {rate:+.0%}, p50 {p50:+.0%}, p99 {p99:+.0%}"
     if case == "alone":
         return f"{figures} (reference: no second route)"
+    if base["rate"] < SATURATED * rate_offered:
+        return f"{figures}: no verdict (saturated)"
     return f"{figures}: {'within' if ok else 'OUTSIDE'} 10%"
 
 
