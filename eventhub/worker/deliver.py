@@ -54,6 +54,11 @@ OUTCOME_NOT_RECORDED = (
 # claim: the rescue (eventhub.worker.rescue) takes a delivery long "running" for a lost one.
 RECORD_EVERY_SECONDS = 1.0
 KEEP_CLAIMS_EVERY_SECONDS = 30.0
+# A batch message runs on one thread. Once it has run this long, the deliveries it has not started
+# are sent again in smaller messages (as many as ran in this time, at least one each), so that a
+# slow endpoint's batch spreads over the worker's threads instead of holding one for the whole
+# batch while the others idle; a fast route's batch finishes well within it.
+SPREAD_AFTER_SECONDS = 0.25
 
 
 class DeliveryFailed(dramatiq.Retry):
@@ -260,10 +265,11 @@ def _run(delivery_ids: list[int], *, worker: str, note: dict | None) -> list[tup
     """Claim the deliveries together, run each in turn, record their outcomes together."""
     claimed = claim_many(delivery_ids, worker=worker, note=note) if delivery_ids else []
     outcomes = _Outcomes()
+    started = time.monotonic()
     for index, delivery in enumerate(claimed):
         if index and _stopping():  # a graceful stop waits for this message: not for the whole batch
             outcomes.record()
-            _hand_back(claimed[index:], worker=worker)
+            _hand_back(claimed[index:], worker=worker, why="Worker stopping")
             break
         if delivery.ordering_key is not None:
             outcomes.record()  # an earlier one of the batch may be this one's head: its outcome first
@@ -271,7 +277,14 @@ def _run(delivery_ids: list[int], *, worker: str, note: dict | None) -> list[tup
             if not ordering.may_run(delivery):
                 continue
         outcomes.add(delivery, *_attempt(delivery, worker=worker))
-        outcomes.keep_up(still_to_run=claimed[index + 1 :], worker=worker)
+        rest = claimed[index + 1 :]
+        spent = time.monotonic() - started
+        if rest and spent >= SPREAD_AFTER_SECONDS:
+            outcomes.record()
+            per_message = max(1, int(SPREAD_AFTER_SECONDS * (index + 1) / spent))
+            _hand_back(rest, worker=worker, why="Slow batch spread over the threads", cap=per_message)
+            break
+        outcomes.keep_up(still_to_run=rest, worker=worker)
     outcomes.record()
     return outcomes.recorded
 
@@ -352,15 +365,20 @@ def _stopping() -> bool:
     return getattr(threading.current_thread(), "running", True) is False
 
 
-def _hand_back(deliveries: Sequence[Delivery], *, worker: str) -> None:
-    """Give back the deliveries of a batch a stopping worker claimed but did not start: their claim
-    undone (no attempt counted), and sent again (or, if that fails, left pending for the relay)."""
+def _hand_back(deliveries: Sequence[Delivery], *, worker: str, why: str, cap: int | None = None) -> None:
+    """Give back the deliveries of a batch this thread claimed but did not start: their claim undone
+    (no attempt counted), and sent again in messages of at most ``cap`` (or, if that fails, left
+    pending for the relay)."""
     Delivery.objects.filter(
         pk__in=[d.pk for d in deliveries], status=Delivery.Status.RUNNING, worker=worker
     ).update(status=Delivery.Status.PENDING, attempts=F("attempts") - 1)
     items = [Outgoing.for_route(d.pk, d.route) for d in deliveries]
-    sent = send_deliveries(batched(items, cap=eventhub_settings.MESSAGE_BATCH_MAX))
-    logger.info("Worker stopping: %d deliveries of a batch not started, sent again (%d).", len(items), sent)
+    sent = send_deliveries(
+        batched(
+            items, cap=min(cap or eventhub_settings.MESSAGE_BATCH_MAX, eventhub_settings.MESSAGE_BATCH_MAX)
+        )
+    )
+    logger.info("%s: %d deliveries of a batch not started, sent again (%d).", why, len(items), sent)
 
 
 def _retry_alone(delivery: Delivery, *, delay_ms: int | None = None) -> None:

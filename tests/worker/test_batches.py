@@ -4,6 +4,7 @@ Real RabbitMQ and real Dramatiq worker threads; the messages are the ones emit_m
 """
 
 import threading
+import time
 from dataclasses import replace
 
 import dramatiq
@@ -162,3 +163,30 @@ def test_the_relay_sends_deliveries_of_a_batch_whose_send_failed(
     run_worker([queue_name])
     wait_for(lambda: statuses(route) == ["succeeded"] * 4, what="4 succeeded")
     assert sorted(c["data"]["n"] for c in calls) == [0, 1, 2, 3]
+
+
+def test_a_slow_routes_batch_spreads_over_the_threads_each_delivery_attempted_once(
+    rabbitmq_broker, queue_name, run_worker, handler
+):
+    threads_seen: set[str] = set()
+
+    def slow(envelope):
+        threads_seen.add(threading.current_thread().name)
+        time.sleep(0.3)
+
+    calls, name = handler(slow)
+    route = factories.route(factories.event_type("report.built"), name, queue=queue_name)
+    run_worker([queue_name], threads=4)
+
+    started = time.monotonic()
+    emit_many([{"type": "report.built", "data": {"n": n}} for n in range(12)])  # one message of 12
+    wait_for(lambda: statuses(route) == ["succeeded"] * 12, what="12 succeeded", timeout=30)
+    took = time.monotonic() - started
+
+    # On one thread the batch takes 12 x 0.3 s = 3.6 s; spread over 4 threads, about a quarter of that.
+    assert took < 2.6, f"the batch did not spread: {took:.1f} s"
+    assert len(threads_seen) >= 3
+    assert sorted(c["data"]["n"] for c in calls) == list(range(12))
+    # Handing the rest back undid their claims: every delivery counts exactly the one attempt it made.
+    assert set(Delivery.objects.filter(route=route).values_list("attempts", flat=True)) == {1}
+    assert Attempt.objects.filter(delivery__route=route).count() == 12
