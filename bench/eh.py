@@ -184,7 +184,7 @@ def _latency(route: Route, rate: float, seconds: float, out_dir: str, workers: s
             rate=rate,
             seconds=seconds,
             label=f"eventhub latency at {rate:g}/s",
-            on_thread_exit=connection.close,
+            on_thread_exit=lambda: connection.close(),  # each pacing thread's own connection
         )
     count = pacing_result["sent"]
     _wait_succeeded(route, count, workers)

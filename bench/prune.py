@@ -129,7 +129,7 @@ def _measure(args: argparse.Namespace, route, workers) -> dict:
 
     with machine.CpuDuring() as cpu:
         paced = pacing.at_rate(one, rate=args.rate, seconds=args.seconds, label="emit at a fixed rate",
-                               on_thread_exit=connection.close)  # fmt: skip
+                               on_thread_exit=lambda: connection.close())  # fmt: skip
     eh._wait_succeeded(route, paced["sent"], workers)
     services.clear_bench_rows([route.pk])
     throughput = eh._throughput(route, args.n, 500, workers, f"emit_many of {args.n}, workers draining")
