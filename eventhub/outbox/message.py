@@ -35,8 +35,8 @@ class Outgoing:
     time_limit_ms: int
     route_id: int = 0
     batch: tuple[int, ...] = ()
-    # A route with limits is admitted message by message (eventhub.worker.admission):
-    # its deliveries travel alone, so that each one pays for its start.
+    # A route with limits is admitted message by message (eventhub.worker.admission): its
+    # deliveries travel alone, so that each one pays for its start. So do an ordered route's.
     alone: bool = False
 
     @classmethod
@@ -48,7 +48,10 @@ class Outgoing:
             route.max_backoff_ms,
             route.time_limit_ms,
             route.pk,
-            alone=route.rate_limit is not None or route.max_in_flight is not None,
+            # Limits admit message by message; an ordered route's deliveries mostly wait for their
+            # key's turn, and in a batch each waiting one costs its own release later (bench: ordered
+            # throughput 0.02-0.05 of unordered in batches, 0.6-0.7 alone).
+            alone=route.rate_limit is not None or route.max_in_flight is not None or bool(route.ordering_key),
         )
 
     @property
