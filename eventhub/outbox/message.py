@@ -49,8 +49,8 @@ class Outgoing:
             route.time_limit_ms,
             route.pk,
             # Limits admit message by message; an ordered route's deliveries mostly wait for their
-            # key's turn, and in a batch each waiting one costs its own release later (bench: ordered
-            # throughput 0.02-0.05 of unordered in batches, 0.6-0.7 alone).
+            # key's turn, and in a batch each waiting one costs its own release later (bench, 2,000
+            # events over 100 keys: 86 events/s in batches, 405/s alone).
             alone=route.rate_limit is not None or route.max_in_flight is not None or bool(route.ordering_key),
         )
 

@@ -110,7 +110,7 @@ def route_id_of(message) -> int | None:
 
 
 def _route_of(delivery_id: int, message) -> Route | None:
-    route_id = message.options.get(ROUTE_OPTION)
+    route_id = route_id_of(message)
     if not route_id:  # a message sent before routes had limits: one query
         route_id = Delivery.objects.filter(pk=delivery_id).values_list("route_id", flat=True).first()
     return route_table.route(route_id) if route_id else None
