@@ -148,7 +148,8 @@ class DatabaseCollector(Collector):
         rows = (
             Delivery.objects.filter(status__in=unfinished)
             .values("status")
-            .annotate(n=Count("pk"), oldest=Min("created_at"))
+            # COUNT(*), not of the id: the status index then answers alone (no table read per row).
+            .annotate(n=Count("*"), oldest=Min("created_at"))
             .order_by()
         )
         found = {row["status"]: row for row in rows}

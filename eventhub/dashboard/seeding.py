@@ -87,10 +87,17 @@ def seed(plan: SeedPlan, *, progress: Callable[[int, int], None] | None = None) 
 
 
 def analyse(tables: list[type[models.Model]]) -> None:
-    """Refresh the planner's statistics of these models' tables (ANALYZE; PostgreSQL and SQLite)."""
+    """Refresh the planner's statistics of these models' tables (ANALYZE; PostgreSQL and SQLite).
+
+    On PostgreSQL, outside a transaction, VACUUM (ANALYZE): it also marks the pages all-visible, as
+    autovacuum would in a while, so counts over an index (/metrics' unfinished deliveries) read the
+    index alone instead of fetching millions of fresh rows from the table.
+    """
+    vacuum = connection.vendor == "postgresql" and not connection.in_atomic_block
+    command = "VACUUM (ANALYZE)" if vacuum else "ANALYZE"
     with connection.cursor() as cursor:
         for model in tables:
-            cursor.execute(f"ANALYZE {connection.ops.quote_name(model._meta.db_table)}")
+            cursor.execute(f"{command} {connection.ops.quote_name(model._meta.db_table)}")
 
 
 def seed_routes(plan: SeedPlan) -> list[list[Route]]:
