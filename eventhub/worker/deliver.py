@@ -373,11 +373,8 @@ def _hand_back(deliveries: Sequence[Delivery], *, worker: str, why: str, cap: in
         pk__in=[d.pk for d in deliveries], status=Delivery.Status.RUNNING, worker=worker
     ).update(status=Delivery.Status.PENDING, attempts=F("attempts") - 1)
     items = [Outgoing.for_route(d.pk, d.route) for d in deliveries]
-    sent = send_deliveries(
-        batched(
-            items, cap=min(cap or eventhub_settings.MESSAGE_BATCH_MAX, eventhub_settings.MESSAGE_BATCH_MAX)
-        )
-    )
+    # A spread's cap is at most the deliveries that ran, so never above MESSAGE_BATCH_MAX.
+    sent = send_deliveries(batched(items, cap=cap or eventhub_settings.MESSAGE_BATCH_MAX))
     logger.info("%s: %d deliveries of a batch not started, sent again (%d).", why, len(items), sent)
 
 
