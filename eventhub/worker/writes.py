@@ -146,11 +146,10 @@ def write_batch(requests: Sequence[Write]) -> list[Delivery | None]:
     outcomes = [r for r in rows if isinstance(r, OutcomeRequest)]
     _, attempt_params = _attempts_statement(outcomes)
     # A claim and an outcome fill different columns; the unused ones are NULL and left unchanged.
-    update_columns = [list(column) for column in zip(*(r.update_values() for r in rows), strict=True)]
     params = (
         *attempt_params,
         not outcomes and durability.can_relax(),
-        *update_columns,
+        sqlbatch.rows_param([r.update_values() for r in rows]),
         *UNCLAIMABLE,
     )
     result, _ = sqlbatch.execute(_write_sql(), params, prepare=True)
@@ -178,9 +177,7 @@ _outcomes: Combiner[Write, Delivery | None] = Combiner(write_batch, linger=0.000
 
 
 def _attempts_statement(outcomes: Sequence[OutcomeRequest]) -> sqlbatch.Statement:
-    rows = [o.attempt_values() for o in outcomes]
-    columns = [list(column) for column in zip(*rows, strict=True)] if rows else [[] for _ in ATTEMPT_COLUMNS]
-    return sqlbatch.insert_columns(Attempt, ATTEMPT_COLUMNS, columns)
+    return sqlbatch.insert_values(Attempt, ATTEMPT_COLUMNS, [o.attempt_values() for o in outcomes])
 
 
 @functools.cache
@@ -191,10 +188,14 @@ def _write_sql() -> str:
     def col(name: str) -> str:
         return qn(d.get_field(name).column)
 
-    def typed(name: str) -> str:
-        return f"%s::{d.get_field(name).db_type(connection)}[]"
+    def db_type(name: str) -> str:
+        return d.get_field(name).db_type(connection)
 
     attempts_sql, _ = _attempts_statement([])
+    # The columns of ClaimRequest.update_values and OutcomeRequest.update_values, in their order.
+    names = ("id", "claim", "status", "at", "worker", "duration_ms", "error")
+    types = ("bigint", "boolean", db_type("status"), "timestamptz", db_type("worker"))
+    types += (db_type("duration_ms"), db_type("last_error"))
     keep_or = "CASE WHEN w.claim THEN {claim} ELSE {outcome} END"
     assignments = {
         "status": "w.status",
@@ -207,9 +208,7 @@ def _write_sql() -> str:
     }
     update = (
         f"UPDATE {qn(d.db_table)} d SET {', '.join(f'{col(k)} = {v}' for k, v in assignments.items())} "
-        f"FROM unnest(%s::bigint[], %s::boolean[], {typed('status')}, %s::timestamptz[], {typed('worker')}, "
-        f"{typed('duration_ms')}, {typed('last_error')}) "
-        "AS w(id, claim, status, at, worker, duration_ms, error) "
+        f"FROM ({sqlbatch.rows_from_json(types, names)}) AS w "
         f"WHERE d.{col('id')} = w.id AND (NOT w.claim OR d.{col('status')} NOT IN (%s, %s, %s)) "
         "AND EXISTS (SELECT 1 FROM relaxed) "
         "RETURNING d.*, w.claim AS claimed"

@@ -49,7 +49,7 @@ def test_a_failing_write_undoes_the_others_and_raises_djangos_error(prepare):
     assert not Event.objects.filter(pk=event.pk).exists()
 
 
-def test_insert_rows_and_insert_columns_write_what_the_orm_reads_back():
+def test_insert_rows_and_insert_values_write_what_the_orm_reads_back():
     paid = factories.event_type("order.paid")
     event = Event.objects.create(event_type=paid, type=paid.name, source="/t", time=timezone.now())
     delivery = Delivery.objects.create(
@@ -61,10 +61,10 @@ def test_insert_rows_and_insert_columns_write_what_the_orm_reads_back():
     )
     # Given by attname and field name alike, in an order of our own.
     names = ["error", "delivery", "number", "succeeded", "worker", "started_at", "finished_at", "duration_ms"]
-    by_columns = [["Boom"], [delivery.pk], [2], [False], ["w/2"], [now], [now], [3.0]]
+    rows = [["Boom", delivery.pk, 2, False, "w/2", now, now, 3.0]]
 
     sqlbatch.execute_together(
-        [sqlbatch.insert_rows(Attempt, [attempt]), sqlbatch.insert_columns(Attempt, names, by_columns)],
+        [sqlbatch.insert_rows(Attempt, [attempt]), sqlbatch.insert_values(Attempt, names, rows)],
         prepare=True,
     )
 
@@ -76,6 +76,33 @@ def test_insert_rows_and_insert_columns_write_what_the_orm_reads_back():
     assert stored == [(1, 1.5, "", True, ""), (2, 3.0, "w/2", False, "Boom")]
 
 
-def test_insert_columns_refuses_columns_that_do_not_line_up():
-    with pytest.raises(ValueError, match="one list of values per name"):
-        sqlbatch.insert_columns(Attempt, ["number", "worker"], [[1, 2], ["w"]])
+def test_insert_values_refuses_rows_that_do_not_line_up():
+    with pytest.raises(ValueError, match="rows of one value per name"):
+        sqlbatch.insert_values(Attempt, ["number", "worker"], [[1, "w"], [2]])
+
+
+def test_values_pass_through_json_unchanged_and_none_is_stored_as_the_orm_stores_it():
+    paid = factories.event_type("order.paid")
+    by_orm = Event.objects.create(
+        event_type=paid, type=paid.name, source="/t", time=timezone.now(), data=None
+    )
+    text = 'quote " backslash \\ brace {} comma , unicode é ✓ newline\n'
+    with_null = new_event(paid, subject=text, data=None)
+    json_null_inside = new_event(paid, subject="", data={"a": None, "s": text, "n": 1.25, "big": 2**53})
+    sqlbatch.execute_together([sqlbatch.insert_rows(Event, [with_null, json_null_inside])], prepare=True)
+
+    stored = {e.pk: e for e in Event.objects.filter(pk__in=[with_null.pk, json_null_inside.pk])}
+    assert stored[with_null.pk].subject == text and stored[with_null.pk].data is None
+    assert stored[json_null_inside.pk].data == {"a": None, "s": text, "n": 1.25, "big": 2**53}
+    assert stored[with_null.pk].time == with_null.time  # microseconds and time zone kept
+    # SQL NULL or JSON null: whichever Django writes for None, the JSON path writes the same.
+    null_ids = set(Event.objects.filter(data__isnull=True).values_list("pk", flat=True))
+    assert (with_null.pk in null_ids) == (by_orm.pk in null_ids)
+    assert json_null_inside.pk not in null_ids
+
+
+def test_a_value_json_cannot_carry_is_refused_before_anything_is_sent():
+    with pytest.raises(ValueError, match="Out of range float values are not JSON compliant"):
+        sqlbatch.insert_values(Attempt, ["number", "duration_ms"], [[1, float("nan")]])
+    with pytest.raises(TypeError, match="cannot pass a bytes"):
+        sqlbatch.insert_values(Attempt, ["number", "worker"], [[1, b"w"]])
