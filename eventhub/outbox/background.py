@@ -12,7 +12,10 @@ one ``emit_many``. A second thread awaits each batch's confirms (one wait per
 batch) and marks its deliveries queued, so the next batch is published while
 RabbitMQ confirms the last and the database marks it: a confirm waits for
 RabbitMQ's disk, a mark for PostgreSQL's, and on the publishing thread every
-message emitted meanwhile waited with them (bench.stalls).
+message emitted meanwhile waited with them (bench.stalls). The marks are
+gathered for up to ``MARK_EVERY_SECONDS`` and written as one statement: single
+emits at a steady rate each went out in a batch of their own, and marking each
+one was a second write per emit, as costly to the database as the emit's own.
 
 At exit the process waits (up to ``SEND_FLUSH_SECONDS``) for what it handed
 over, so a short command such as ``manage.py emit`` delivers at once rather than
@@ -23,6 +26,7 @@ import atexit
 import logging
 import os
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 
@@ -41,6 +45,10 @@ MAX_WAITING = 100_000
 BATCH = 5_000
 # Batches published and not yet confirmed: enough to keep publishing through a slow confirm.
 MAX_PUBLISHED = 16
+# Confirmed deliveries are marked queued together once the first of them has waited this long (or
+# at once when someone flushes). "queued" is bookkeeping: the message is out once confirmed, and
+# the relay only looks at deliveries pending for RELAY_AFTER_SECONDS.
+MARK_EVERY_SECONDS = 0.05
 
 
 class _Sender:
@@ -55,6 +63,7 @@ class _Sender:
         self.thread: threading.Thread | None = None
         self.pid = 0
         self.dropped = 0
+        self.flushing = 0  # callers waiting in flush(): gathered marks are written at once
 
     def hand_over(self, items: Sequence[Outgoing]) -> None:
         with self.cond:
@@ -76,7 +85,12 @@ class _Sender:
         with self.cond:
             if self.pid != os.getpid():
                 return True  # the parent's queue is not ours to wait for
-            return self.cond.wait_for(lambda: not (self.waiting or self.in_flight), timeout)
+            self.flushing += 1
+            self.cond.notify_all()
+            try:
+                return self.cond.wait_for(lambda: not (self.waiting or self.in_flight), timeout)
+            finally:
+                self.flushing -= 1
 
     def _start(self) -> None:
         # In a forked child the parent's queue and threads are gone: start afresh.
@@ -102,21 +116,41 @@ class _Sender:
                 self.cond.notify_all()
 
     def _confirm_and_mark(self) -> None:
+        sent: list[int] = []  # confirmed and not yet marked
+        count = 0  # deliveries taken from ``published`` and not yet marked (or failed)
+        due = 0.0  # when the gathered ones are marked at the latest
         while True:
             with self.cond:
-                self.cond.wait_for(lambda: self.published)
-                count, finish = self.published.popleft()
+                if count:
+                    wait = max(0.0, due - time.monotonic())
+                    self.cond.wait_for(lambda: self.published or self.flushing, wait)
+                else:
+                    self.cond.wait_for(lambda: self.published)
+                taken = self.published.popleft() if self.published else None
                 self.cond.notify_all()  # room for the publisher
-            try:
-                send.mark_queued(finish())  # neither raises; a delivery left pending is sent by the relay
-            except Exception:  # noqa: BLE001 - the thread must outlive any one batch
-                logger.exception("Confirming %d deliveries failed; they stay pending for the relay.", count)
-            finally:
-                # As after a request: keep the connection for CONN_MAX_AGE, drop it if broken.
-                connection.close_if_unusable_or_obsolete()
-                with self.cond:
-                    self.in_flight -= count
-                    self.cond.notify_all()
+            if taken is not None:
+                if not count:
+                    due = time.monotonic() + MARK_EVERY_SECONDS
+                count += taken[0]
+                try:
+                    sent.extend(taken[1]())  # never raises; what was not confirmed stays pending
+                except Exception:  # noqa: BLE001 - the thread must outlive any one batch
+                    logger.exception("Confirming %d deliveries failed; they stay pending.", taken[0])
+            if count and (self.flushing or time.monotonic() >= due or len(sent) >= BATCH):
+                self._mark(sent, count)
+                sent, count = [], 0
+
+    def _mark(self, sent: list[int], count: int) -> None:
+        try:
+            send.mark_queued(sent)  # a delivery left pending is sent by the relay
+        except Exception:  # noqa: BLE001 - the thread must outlive any one batch
+            logger.exception("Marking %d deliveries queued failed; they stay pending.", len(sent))
+        finally:
+            # As after a request: keep the connection for CONN_MAX_AGE, drop it if broken.
+            connection.close_if_unusable_or_obsolete()
+            with self.cond:
+                self.in_flight -= count
+                self.cond.notify_all()
 
 
 _sender = _Sender()

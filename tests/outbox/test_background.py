@@ -121,3 +121,26 @@ def ready_messages(url: str, queue: str) -> int:
         return connection.channel().queue_declare(queue, passive=True).method.message_count
     finally:
         connection.close()
+
+
+def test_single_emits_at_a_steady_pace_are_marked_queued_in_few_writes(
+    rabbitmq_broker, queue_name, monkeypatch
+):
+    """Each emit is published as soon as it comes; marking each alone was a second write per emit."""
+    import time
+
+    from eventhub.outbox import send
+
+    factories.route(factories.event_type("order.paid"), "h", queue=queue_name)
+    published, marks = [], []
+    real_send, real_mark = background.start_send, send.mark_queued
+    monkeypatch.setattr(
+        background, "start_send", lambda items: published.append(len(items)) or real_send(items)
+    )
+    monkeypatch.setattr(send, "mark_queued", lambda ids: marks.append(len(ids)) or real_mark(ids))
+    for i in range(40):
+        emit("order.paid", data={"order_id": i})
+        time.sleep(0.005)  # slower than a publish: each goes out alone
+    assert background.flush()
+    assert set(Delivery.objects.values_list("status", flat=True)) == {"queued"}
+    assert sum(marks) == 40 and len(published) > 2 * len(marks)
