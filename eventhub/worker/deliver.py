@@ -98,9 +98,18 @@ class Outcome:
     retry_delay_ms: int | None = None  # a receiver's Retry-After, when it asked for a later retry
 
 
+_names = threading.local()
+
+
 def worker_name() -> str:
     """host:pid/thread, recorded on deliveries and attempts."""
-    return f"{host_name()}:{os.getpid()}/{threading.current_thread().name}"
+    # Asked once per message: remembered per thread (host_name reads the settings and the system's
+    # name each time), and per process, since a forked child keeps the forking thread's locals.
+    pid = os.getpid()
+    cached = getattr(_names, "value", None)
+    if cached is None or cached[0] != pid:
+        cached = _names.value = (pid, f"{host_name()}:{pid}/{threading.current_thread().name}")
+    return cached[1]
 
 
 def claim_many(delivery_ids: Sequence[int], *, worker: str, note: dict | None = None) -> list[Delivery]:
