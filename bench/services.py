@@ -181,7 +181,9 @@ def ensure_history(deliveries: int) -> int:
         from bench.progress import Progress
 
         writing = Progress("history (once per database)", missing, unit="deliveries")
-        seed(SeedPlan(deliveries=missing), progress=lambda done, total: writing.update(done))
+        # A seed of its own for each top-up: the same seed writes the same event ids again.
+        plan = SeedPlan(deliveries=missing, seed=have + 1)
+        seed(plan, progress=lambda done, total: writing.update(done))
         writing.finish()
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:

@@ -212,7 +212,8 @@ def _copy_rows(model: type[models.Model], rows: list[models.Model]) -> None:
     columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
     sql = f"COPY {connection.ops.quote_name(model._meta.db_table)} ({columns}) FROM STDIN"
     json_fields = {f.attname for f in fields if isinstance(f, models.JSONField)}
-    with connection.cursor() as cursor, cursor.cursor.copy(sql) as copy:
+    # The raw cursor's COPY raises psycopg's errors: Django's wrapper makes them Django's (IntegrityError).
+    with connection.cursor() as cursor, connection.wrap_database_errors, cursor.cursor.copy(sql) as copy:
         for row in rows:
             copy.write_row([_value(row, f, json_fields) for f in fields])
 

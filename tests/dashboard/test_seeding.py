@@ -58,3 +58,10 @@ def test_seed_analyses_what_it_wrote_and_reports_the_time():
     assert planner_row_estimate(Event) == 150
     assert planner_row_estimate(Attempt) == Attempt.objects.count()
     assert "ANALYZE" in out.getvalue()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_seeding_again_with_the_same_seed_says_to_pick_another():
+    call_command("eventhub_seed", deliveries=20, days=1, stdout=StringIO())
+    with pytest.raises(CommandError, match="The data of --seed 1 is already in the database"):
+        call_command("eventhub_seed", deliveries=20, days=1, stdout=StringIO())

@@ -3,6 +3,7 @@
 import time
 
 from django.core.management.base import BaseCommand, CommandError
+from django.db import IntegrityError
 
 from eventhub.dashboard import SeedPlan, seed
 
@@ -55,7 +56,14 @@ class Command(BaseCommand):
             self.stdout.write(f"\rseeded {done:,}/{total:,} deliveries ({rate:,.0f}/s)", ending="")
             self.stdout.flush()
 
-        result = seed(plan, progress=progress)
+        try:
+            result = seed(plan, progress=progress)
+        except IntegrityError as exc:
+            # The same seed makes the same event ids: a second run with it collides with the first.
+            raise CommandError(
+                f"\nThe data of --seed {plan.seed} is already in the database (batches written before "
+                f"this one stay). Run again with another --seed. ({exc})"
+            ) from exc
         self.stdout.write(
             f"\nDone: {result.written:,} deliveries in {time.monotonic() - started:.1f}s "
             f"(writing {result.write_seconds:.1f}s, ANALYZE {result.analyse_seconds:.1f}s, "
