@@ -100,7 +100,8 @@ def test_a_failed_attempt_is_an_error_span(stub_broker, spans, handler):
 SCRIPT = textwrap.dedent(
     """
     import json, sys
-    sys.modules["opentelemetry"] = None  # as if opentelemetry-api were not installed
+    if sys.argv[2] == "no-api":
+        sys.modules["opentelemetry"] = None  # as if opentelemetry-api were not installed
     import django
     django.setup()
     from eventhub import emit, tracing
@@ -122,15 +123,22 @@ SCRIPT = textwrap.dedent(
 
 
 @pytest.mark.django_db(transaction=True)
-def test_without_opentelemetry_nothing_is_imported_and_the_context_still_travels(webhook_receiver):
+@pytest.mark.parametrize("api", ["no-api", "api-without-sdk"])
+def test_without_opentelemetry_or_its_sdk_no_span_is_made_and_the_context_still_travels(
+    webhook_receiver, api
+):
+    """No API: nothing of it is imported. The API without an SDK (no tracer provider set): no span
+    is started (they would be no-ops), and the caller's context reaches the webhook all the same."""
     hook = webhook_receiver()
     factories.route(factories.event_type("order.paid"), hook.url, destination_kind="webhook")
     env = command_env(BROKER_URL="")  # the embedded broker: the child delivers before it exits
     done = subprocess.run(
-        [sys.executable, "-c", SCRIPT, TP], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+        [sys.executable, "-c", SCRIPT, TP, api], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
     )
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
-    assert result == {"enabled": False, "traceparent": TP, "status": "succeeded", "loaded": []}
+    loaded = result.pop("loaded")
+    assert result == {"enabled": False, "traceparent": TP, "status": "succeeded"}
+    assert (loaded == []) == (api == "no-api")
     [request] = hook.requests
     assert request.headers["traceparent"] == TP
