@@ -23,6 +23,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import psycopg
+from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connections, models
 from psycopg.types.json import Json, Jsonb
 
@@ -164,13 +165,23 @@ def execute(
             # Django turns preparing off (for poolers); explicit prepare=True needs it on. A threshold
             # no query reaches keeps Django's own, client-side bound queries unprepared.
             raw.prepare_threshold = NEVER_BY_COUNT
-            # Plan once: left to choose, PostgreSQL re-plans statements with array parameters on
+            # Plan once: left to choose, PostgreSQL re-plans statements with array or JSON parameters on
             # every run (their custom plans look cheaper than the generic one), which costs more
             # than running them. Only prepared statements, thus only these, are affected.
             raw.execute("SET plan_cache_mode = force_generic_plan")
         with connection.wrap_database_errors, psycopg.Cursor(raw) as cursor:
+            if settings.USE_TZ and raw.info.timezone == connection.timezone:
+                # Django's timestamptz loader parses in Python (5 us a value, where psycopg's own
+                # takes 1 us): a claim reads seven timestamps a row. Both give the same aware
+                # datetime when the session's time zone is Django's, as Django makes it.
+                cursor.adapters.register_loader("timestamptz", _TIMESTAMPTZ_LOADER)
             cursor.execute(sql, params, prepare=True)
             return (cursor.fetchall() if cursor.description else []), cursor.rowcount
+
+
+_TIMESTAMPTZ_LOADER = psycopg.adapters.get_loader(
+    psycopg.postgres.types["timestamptz"].oid, psycopg.pq.Format.TEXT
+)
 
 
 def columns(model: type[models.Model], alias: str, *, using: str = DEFAULT_DB_ALIAS) -> str:

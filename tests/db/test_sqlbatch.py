@@ -106,3 +106,14 @@ def test_a_value_json_cannot_carry_is_refused_before_anything_is_sent():
         sqlbatch.insert_values(Attempt, ["number", "duration_ms"], [[1, float("nan")]])
     with pytest.raises(TypeError, match="cannot pass a bytes"):
         sqlbatch.insert_values(Attempt, ["number", "worker"], [[1, b"w"]])
+
+
+def test_prepared_statements_read_timestamps_as_djangos_queries_do():
+    paid = factories.event_type("order.paid")
+    event = Event.objects.create(event_type=paid, type=paid.name, source="/t", time=timezone.now())
+    table = Event._meta.db_table
+    [(fast,)], _ = sqlbatch.execute(f'SELECT "time" FROM {table} WHERE id = %s', [event.pk], prepare=True)
+    [(plain,)], _ = sqlbatch.execute(f'SELECT "time" FROM {table} WHERE id = %s', [event.pk])
+    by_orm = Event.objects.get(pk=event.pk).time
+    assert fast == plain == by_orm == event.time
+    assert fast.tzinfo is plain.tzinfo is by_orm.tzinfo
