@@ -2,12 +2,13 @@
 
 import logging
 import threading
+import time
 
 import pytest
 
 from eventhub import emit
 from eventhub.models import Delivery
-from eventhub.outbox import background
+from eventhub.outbox import background, send
 from tests.support import factories
 from tests.support.process import command_env, run_manage
 from tests.support.waiting import wait_for
@@ -91,8 +92,6 @@ def test_the_next_batch_is_published_while_the_last_one_is_being_marked_queued(
 
     factories.route(factories.event_type("order.paid"), "h", queue=queue_name)
     release, marking = threading.Event(), threading.Event()
-    from eventhub.outbox import send
-
     real = send.mark_queued
 
     def slow_mark(ids):
@@ -127,10 +126,6 @@ def test_single_emits_at_a_steady_pace_are_marked_queued_in_few_writes(
     rabbitmq_broker, queue_name, monkeypatch
 ):
     """Each emit is published as soon as it comes; marking each alone was a second write per emit."""
-    import time
-
-    from eventhub.outbox import send
-
     factories.route(factories.event_type("order.paid"), "h", queue=queue_name)
     published, marks = [], []
     real_send, real_mark = background.start_send, send.mark_queued
