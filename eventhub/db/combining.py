@@ -13,6 +13,12 @@ Under load, a leader may ``linger`` a moment before taking the pending requests:
 when its previous batch held several requests, other threads are evidently
 submitting, and waiting a fraction of a millisecond for them makes fewer, larger
 batches: less work per request for both the process and the database.
+
+A thread can be interrupted anywhere by an exception raised into it from outside
+(Dramatiq's time limit, for a handler that emits to an ordered route): then no
+other thread is left waiting. A request it had taken but not finished fails with
+:class:`CombinedWriteInterrupted` (the statement's outcome is unknown, so it is
+not run again), and the lead passes on, so later requests still run.
 """
 
 import threading
@@ -24,6 +30,9 @@ Request = TypeVar("Request")
 Result = TypeVar("Result")
 
 _UNSET = object()
+_INTERRUPTED = (
+    "the thread running this write's batch was interrupted before it finished; its outcome is unknown"
+)
 
 
 class _Slot:
@@ -38,6 +47,10 @@ class _Slot:
         # thread, where a shared condition would wake them all.
         self.wake = threading.Lock()
         self.wake.acquire()
+
+
+class CombinedWriteInterrupted(RuntimeError):
+    """The thread running this request's batch was interrupted: whether the batch took effect is unknown."""
 
 
 class Combiner(Generic[Request, Result]):
@@ -64,6 +77,7 @@ class Combiner(Generic[Request, Result]):
         self._lock = threading.Lock()
         self._pending: list[_Slot] = []
         self._leading = False
+        self._leader: _Slot | None = None  # the slot whose thread leads, while one does
 
     def submit(self, request: Request) -> Result:
         """Run ``request`` (with whatever else is waiting); returns its result or raises its error."""
@@ -71,44 +85,62 @@ class Combiner(Generic[Request, Result]):
         with self._lock:
             self._pending.append(slot)
             follow, self._leading = self._leading, True
-        if follow:
-            slot.wake.acquire()  # the leader ran it, or handed this thread the lead
-        if not slot.done:
-            self._lead(slot)
+            if not follow:
+                self._leader = slot
+        try:
+            if follow:
+                slot.wake.acquire()  # the leader ran it, or handed this thread the lead
+            if not slot.done:
+                self._lead(slot)
+        except BaseException:
+            self._leave(slot)
+            raise
         if slot.error is not None:
             raise slot.error
         return slot.result  # type: ignore[return-value]
 
     def _lead(self, own: _Slot) -> None:
         """Run batches until ``own`` is done, then hand the lead to the oldest waiting thread."""
-        successor = None
-        try:
-            while not own.done:
-                if self.linger and self._last_batch > 1 and len(self._pending) < self.max_batch:
-                    time.sleep(self.linger)
-                with self._lock:
-                    batch = self._pending[: self.max_batch]
-                    del self._pending[: self.max_batch]
-                self._last_batch = len(batch)
+        while not own.done:
+            if self.linger and self._last_batch > 1 and len(self._pending) < self.max_batch:
+                time.sleep(self.linger)
+            with self._lock:
+                batch = self._pending[: self.max_batch]
+                del self._pending[: self.max_batch]
+            self._last_batch = len(batch)
+            try:
                 self._run(batch)
+            finally:
                 for slot in batch:
+                    if not slot.done:  # only when this thread was interrupted
+                        slot.error, slot.done = CombinedWriteInterrupted(_INTERRUPTED), True
                     if slot is not own:
                         slot.wake.release()
-        finally:
-            with self._lock:
-                if self._pending:
-                    successor = self._pending[0]
-                else:
-                    self._leading = False
-            if successor is not None:
-                successor.wake.release()
+        self._hand_on(own)
+
+    def _leave(self, slot: _Slot) -> None:
+        """``slot``'s thread stops (interrupted): its request is dropped unless taken; the lead goes on."""
+        with self._lock:
+            if slot in self._pending:
+                self._pending.remove(slot)
+        self._hand_on(slot)
+
+    def _hand_on(self, slot: _Slot) -> None:
+        """If ``slot``'s thread leads, hand the lead to the oldest waiting thread (or the next submitter)."""
+        with self._lock:
+            if self._leader is not slot:
+                return
+            successor = self._pending[0] if self._pending else None
+            self._leader, self._leading = successor, successor is not None
+        if successor is not None:
+            successor.wake.release()
 
     def _run(self, batch: list[_Slot]) -> None:
         try:
             results = self.run_batch([slot.request for slot in batch])
             if len(results) != len(batch):
                 raise RuntimeError(f"run_batch returned {len(results)} results for {len(batch)} requests")
-        except BaseException as exc:
+        except Exception as exc:  # an interrupt (BaseException) is not a failing request: it ends the batch
             if len(batch) == 1:
                 batch[0].error, batch[0].done = exc, True
                 return

@@ -1,12 +1,13 @@
 """Flat combining: concurrent requests run as batches, each thread gets its own result or error."""
 
+import ctypes
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from eventhub.db.combining import Combiner
+from eventhub.db.combining import CombinedWriteInterrupted, Combiner
 
 
 def test_a_lone_request_runs_at_once_as_a_batch_of_one():
@@ -93,3 +94,155 @@ def test_a_lone_request_never_lingers():
     started = time.monotonic()
     assert [combiner.submit(r) for r in "xyz"] == ["x", "y", "z"]
     assert time.monotonic() - started < 1.0
+
+
+class Interrupt(BaseException):
+    """What Dramatiq's time limit raises into a thread from outside (a BaseException, like it)."""
+
+
+def _interrupt(thread: threading.Thread) -> None:
+    """Raise Interrupt in ``thread`` at its next Python instruction, as Dramatiq's time limit does."""
+    changed = ctypes.pythonapi.PyThreadState_SetAsyncExc(
+        ctypes.c_ulong(thread.ident), ctypes.py_object(Interrupt)
+    )
+    assert changed == 1
+
+
+def _submit_in_thread(combiner: Combiner, request: str, outcomes: dict) -> threading.Thread:
+    def run() -> None:
+        try:
+            outcomes[request] = combiner.submit(request)
+        except BaseException as exc:  # noqa: BLE001 - the test reads what each thread ended with
+            outcomes[request] = exc
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+def _waiting(combiner: Combiner, count: int) -> None:
+    """Until ``count`` requests wait to be taken (the threads are where the test needs them)."""
+    deadline = time.monotonic() + 3
+    while len(combiner._pending) != count:
+        assert time.monotonic() < deadline, f"{count} waiting requests expected, not {len(combiner._pending)}"
+        time.sleep(0.001)
+
+
+def _finish(*threads: threading.Thread) -> None:
+    for thread in threads:
+        thread.join(3)
+    assert not any(thread.is_alive() for thread in threads), "a thread still waits on the combiner"
+
+
+def test_a_leader_interrupted_while_lingering_hands_on_the_lead_and_the_others_still_run():
+    batches, outcomes, go, a_runs = [], {}, threading.Event(), threading.Event()
+
+    def run(requests):
+        batches.append(list(requests))
+        if requests == ["a"]:
+            a_runs.set()
+            go.wait(3)
+        return requests
+
+    combiner = Combiner(run, linger=1.0)
+    first = _submit_in_thread(combiner, "a", outcomes)
+    assert a_runs.wait(3)
+    queued = [_submit_in_thread(combiner, r, outcomes) for r in "bc"]
+    _waiting(combiner, 2)
+    go.set()
+    _finish(first, *queued)  # a batch of two ran: the next leader lingers
+    leader = _submit_in_thread(combiner, "d", outcomes)
+    _waiting(combiner, 1)
+    follower = _submit_in_thread(combiner, "e", outcomes)
+    _waiting(combiner, 2)
+    _interrupt(leader)  # raised when its linger ends, before it took a batch
+    _finish(leader, follower)
+
+    assert batches[:2] == [["a"], ["b", "c"]]
+    assert isinstance(outcomes["d"], Interrupt) and outcomes["e"] == "e"
+    assert batches[2:] == [["e"]]  # the interrupted thread's own request was dropped, never run
+    assert combiner.submit("f") == "f"
+
+
+def test_a_leader_interrupted_in_its_batch_fails_the_batch_once_and_wakes_everyone():
+    batches, outcomes, started = [], {}, threading.Event()
+
+    def run(requests):
+        batches.append(list(requests))
+        if requests == ["a"]:
+            started.set()
+            deadline = time.monotonic() + 3
+            while time.monotonic() < deadline:  # a statement in progress, in Python code
+                time.sleep(0.005)
+        return requests
+
+    combiner = Combiner(run)
+    leader = _submit_in_thread(combiner, "a", outcomes)
+    assert started.wait(3)
+    followers = [_submit_in_thread(combiner, r, outcomes) for r in "bc"]
+    _waiting(combiner, 2)
+    _interrupt(leader)
+    _finish(leader, *followers)
+
+    # The leader's interrupt reaches its caller; b and c ran in the next batch, as usual.
+    assert isinstance(outcomes["a"], Interrupt)
+    assert (outcomes["b"], outcomes["c"]) == ("b", "c")
+    assert batches == [["a"], ["b", "c"]]
+
+
+def test_the_others_in_an_interrupted_batch_get_a_clear_error_and_it_is_not_run_again():
+    batches, outcomes, go, started, a_runs = [], {}, threading.Event(), threading.Event(), threading.Event()
+
+    def run(requests):
+        batches.append(list(requests))
+        if requests == ["a"]:
+            a_runs.set()
+            go.wait(3)  # b and c queue up behind it
+        elif "b" in requests:
+            started.set()
+            deadline = time.monotonic() + 3
+            while time.monotonic() < deadline:
+                time.sleep(0.005)
+        return requests
+
+    combiner = Combiner(run)
+    first = _submit_in_thread(combiner, "a", outcomes)
+    assert a_runs.wait(3)
+    b = _submit_in_thread(combiner, "b", outcomes)
+    _waiting(combiner, 1)
+    c = _submit_in_thread(combiner, "c", outcomes)
+    _waiting(combiner, 2)
+    go.set()
+    assert started.wait(3)  # b was handed the lead and runs the batch [b, c]
+    _interrupt(b)
+    _finish(first, b, c)
+
+    assert isinstance(outcomes["b"], Interrupt)
+    assert isinstance(outcomes["c"], CombinedWriteInterrupted) and "outcome is unknown" in str(outcomes["c"])
+    assert batches == [["a"], ["b", "c"]]  # not run again, request by request
+    assert combiner.submit("d") == "d"
+
+
+def test_a_follower_interrupted_as_it_is_handed_the_lead_hands_it_on():
+    batches, outcomes, go, a_runs = [], {}, threading.Event(), threading.Event()
+
+    def run(requests):
+        batches.append(list(requests))
+        if requests == ["a"]:
+            a_runs.set()
+            go.wait(3)
+        return requests
+
+    combiner = Combiner(run)
+    leader = _submit_in_thread(combiner, "a", outcomes)
+    assert a_runs.wait(3)
+    follower = _submit_in_thread(combiner, "b", outcomes)
+    _waiting(combiner, 1)
+    _interrupt(follower)  # waiting for its turn: raised as soon as it wakes, with the lead
+    go.set()
+    _finish(leader, follower)
+    late = _submit_in_thread(combiner, "c", outcomes)
+    _finish(late)
+
+    assert outcomes["a"] == "a" and isinstance(outcomes["b"], Interrupt) and outcomes["c"] == "c"
+    assert batches == [["a"], ["c"]]
