@@ -20,6 +20,7 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+import dramatiq
 import pika
 from dramatiq.brokers.rabbitmq import RabbitmqBroker
 from pika.adapters.select_connection import SelectConnection
@@ -311,3 +312,10 @@ def publisher_for(broker: "RabbitmqBroker") -> ConfirmingPublisher:
                 )
                 broker._eventhub_publisher = publisher
     return publisher
+
+
+def close_publisher(broker: dramatiq.Broker) -> None:
+    """Close ``broker``'s publisher, if it has one (the broker is being replaced)."""
+    publisher = getattr(broker, "_eventhub_publisher", None)
+    if publisher is not None:
+        publisher.close()

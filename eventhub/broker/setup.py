@@ -12,6 +12,7 @@ import dramatiq
 from dramatiq.brokers.rabbitmq import RabbitmqBroker
 from dramatiq.brokers.stub import StubBroker
 
+from eventhub.broker.confirms import close_publisher
 from eventhub.broker.embedded import InFlight, stop_embedded_worker
 from eventhub.broker.middleware import DjangoConnections, RetryNotes, WorkerThreads
 from eventhub.broker.queue_types import TypedQueueBroker, check_queue_type
@@ -61,6 +62,7 @@ def setup(url: str | None = None) -> dramatiq.Broker:
             actor.broker = broker
             broker.declare_actor(actor)
     if previous is not None and previous is not broker:
+        close_publisher(previous)  # else its I/O thread and connection outlive it
         previous.close()
     return broker
 

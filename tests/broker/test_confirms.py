@@ -71,3 +71,20 @@ def test_an_unreachable_broker_raises_and_sends_nothing():
     )
     with pytest.raises(PublishError):
         publisher.publish([("anything", b"x")])
+
+
+def test_a_replaced_broker_closes_its_publisher(queue_name):
+    from eventhub import broker as brokers
+    from eventhub.broker.confirms import publisher_for
+
+    declare(queue_name)
+    replaced = brokers.setup(url=RABBITMQ_URL)
+    try:
+        publisher = publisher_for(replaced)
+        assert publisher.publish([(queue_name, b"1")]) == [True]
+        thread = publisher._io.thread
+        brokers.setup(url=RABBITMQ_URL)
+        thread.join(5)
+        assert not thread.is_alive(), "the replaced broker's publisher thread still runs"
+    finally:
+        brokers.setup()
