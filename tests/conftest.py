@@ -40,6 +40,27 @@ def _embedded_worker_stopped_before_the_test_database_is_dropped(django_db_setup
     from eventhub.broker import embedded
 
     embedded.stop_embedded_worker()
+    _close_background_threads_connections()
+
+
+def _close_background_threads_connections() -> None:
+    """Close the database connections eventhub's background threads keep (the sender's marks thread
+    keeps its own for CONN_MAX_AGE, as after a request): else dropping the test database fails with
+    "being accessed by other users". The threads reconnect if they are used again."""
+    import gc
+
+    from django.db.backends.base.base import BaseDatabaseWrapper
+
+    from eventhub.outbox import background
+
+    background.flush()
+    for wrapper in [o for o in gc.get_objects() if isinstance(o, BaseDatabaseWrapper)]:
+        if wrapper.connection is not None:
+            wrapper.inc_thread_sharing()  # another thread's wrapper: closed from here, once, at the end
+            try:
+                wrapper.close()
+            finally:
+                wrapper.dec_thread_sharing()
 
 
 @pytest.fixture
