@@ -134,22 +134,39 @@ def _finish(*threads: threading.Thread) -> None:
     assert not any(thread.is_alive() for thread in threads), "a thread still waits on the combiner"
 
 
-def test_a_leader_interrupted_while_lingering_hands_on_the_lead_and_the_others_still_run():
-    batches, outcomes, go, a_runs = [], {}, threading.Event(), threading.Event()
+class HeldFirst:
+    """``run_batch`` for these tests: records each batch, and holds the batch ["a"] until ``go`` is set.
 
-    def run(requests):
-        batches.append(list(requests))
+    With ``busy`` set, the batch holding ``busy`` runs Python code for up to 3 s (a statement in
+    progress), after setting ``busy_runs``.
+    """
+
+    def __init__(self, busy: str = "") -> None:
+        self.batches: list[list[str]] = []
+        self.go, self.a_runs, self.busy_runs = threading.Event(), threading.Event(), threading.Event()
+        self.busy = busy
+
+    def __call__(self, requests: list[str]) -> list[str]:
+        self.batches.append(list(requests))
         if requests == ["a"]:
-            a_runs.set()
-            go.wait(3)
+            self.a_runs.set()
+            self.go.wait(3)
+        elif self.busy and self.busy in requests:
+            self.busy_runs.set()
+            deadline = time.monotonic() + 3
+            while time.monotonic() < deadline:
+                time.sleep(0.005)
         return requests
 
+
+def test_a_leader_interrupted_while_lingering_hands_on_the_lead_and_the_others_still_run():
+    run, outcomes = HeldFirst(), {}
     combiner = Combiner(run, linger=1.0)
     first = _submit_in_thread(combiner, "a", outcomes)
-    assert a_runs.wait(3)
+    assert run.a_runs.wait(3)
     queued = [_submit_in_thread(combiner, r, outcomes) for r in "bc"]
     _waiting(combiner, 2)
-    go.set()
+    run.go.set()
     _finish(first, *queued)  # a batch of two ran: the next leader lingers
     leader = _submit_in_thread(combiner, "d", outcomes)
     _waiting(combiner, 1)
@@ -158,9 +175,9 @@ def test_a_leader_interrupted_while_lingering_hands_on_the_lead_and_the_others_s
     _interrupt(leader)  # raised when its linger ends, before it took a batch
     _finish(leader, follower)
 
-    assert batches[:2] == [["a"], ["b", "c"]]
+    assert run.batches[:2] == [["a"], ["b", "c"]]
     assert isinstance(outcomes["d"], Interrupt) and outcomes["e"] == "e"
-    assert batches[2:] == [["e"]]  # the interrupted thread's own request was dropped, never run
+    assert run.batches[2:] == [["e"]]  # the interrupted thread's own request was dropped, never run
     assert combiner.submit("f") == "f"
 
 
@@ -191,58 +208,37 @@ def test_a_leader_interrupted_in_its_batch_fails_the_batch_once_and_wakes_everyo
 
 
 def test_the_others_in_an_interrupted_batch_get_a_clear_error_and_it_is_not_run_again():
-    batches, outcomes, go, started, a_runs = [], {}, threading.Event(), threading.Event(), threading.Event()
-
-    def run(requests):
-        batches.append(list(requests))
-        if requests == ["a"]:
-            a_runs.set()
-            go.wait(3)  # b and c queue up behind it
-        elif "b" in requests:
-            started.set()
-            deadline = time.monotonic() + 3
-            while time.monotonic() < deadline:
-                time.sleep(0.005)
-        return requests
-
+    run, outcomes = HeldFirst(busy="b"), {}
     combiner = Combiner(run)
     first = _submit_in_thread(combiner, "a", outcomes)
-    assert a_runs.wait(3)
+    assert run.a_runs.wait(3)
     b = _submit_in_thread(combiner, "b", outcomes)
     _waiting(combiner, 1)
     c = _submit_in_thread(combiner, "c", outcomes)
     _waiting(combiner, 2)
-    go.set()
-    assert started.wait(3)  # b was handed the lead and runs the batch [b, c]
+    run.go.set()
+    assert run.busy_runs.wait(3)  # b was handed the lead and runs the batch [b, c]
     _interrupt(b)
     _finish(first, b, c)
 
     assert isinstance(outcomes["b"], Interrupt)
     assert isinstance(outcomes["c"], CombinedWriteInterrupted) and "outcome is unknown" in str(outcomes["c"])
-    assert batches == [["a"], ["b", "c"]]  # not run again, request by request
+    assert run.batches == [["a"], ["b", "c"]]  # not run again, request by request
     assert combiner.submit("d") == "d"
 
 
 def test_a_follower_interrupted_as_it_is_handed_the_lead_hands_it_on():
-    batches, outcomes, go, a_runs = [], {}, threading.Event(), threading.Event()
-
-    def run(requests):
-        batches.append(list(requests))
-        if requests == ["a"]:
-            a_runs.set()
-            go.wait(3)
-        return requests
-
+    run, outcomes = HeldFirst(), {}
     combiner = Combiner(run)
     leader = _submit_in_thread(combiner, "a", outcomes)
-    assert a_runs.wait(3)
+    assert run.a_runs.wait(3)
     follower = _submit_in_thread(combiner, "b", outcomes)
     _waiting(combiner, 1)
     _interrupt(follower)  # waiting for its turn: raised as soon as it wakes, with the lead
-    go.set()
+    run.go.set()
     _finish(leader, follower)
     late = _submit_in_thread(combiner, "c", outcomes)
     _finish(late)
 
     assert outcomes["a"] == "a" and isinstance(outcomes["b"], Interrupt) and outcomes["c"] == "c"
-    assert batches == [["a"], ["c"]]
+    assert run.batches == [["a"], ["c"]]
