@@ -11,8 +11,10 @@ holds it.
 
 import ipaddress
 import os
+import queue
 import socket
-from concurrent.futures import ThreadPoolExecutor
+import threading
+from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 
 from eventhub.conf import eventhub_settings
@@ -20,17 +22,47 @@ from eventhub.destinations.errors import PermanentError
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 LOCAL_NAMES = ("localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback")
-_resolvers: dict[int, ThreadPoolExecutor] = {}
+RESOLVER_THREADS = 4
 
 
-def _resolver() -> ThreadPoolExecutor:
-    # getaddrinfo() has no timeout of its own: it runs in these threads so a caller can stop waiting
-    # for it. One pool per process: a pool inherited across fork() has no threads behind it.
+class _Resolver:
+    """getaddrinfo() in a few daemon threads: it has no timeout of its own, so a caller stops waiting
+    at its deadline, and a lookup that hangs never holds up the process's exit (the threads of a
+    ThreadPoolExecutor are joined at exit: a worker told to stop waited for the DNS timeout)."""
+
+    def __init__(self, threads: int) -> None:
+        self._jobs: queue.SimpleQueue = queue.SimpleQueue()
+        for n in range(threads):
+            threading.Thread(target=self._serve, name=f"eventhub-resolve-{n}", daemon=True).start()
+
+    def submit(self, host: str, port: int) -> Future:
+        future: Future = Future()
+        self._jobs.put((future, host, port))
+        return future
+
+    def _serve(self) -> None:
+        while True:
+            future, host, port = self._jobs.get()
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(socket.getaddrinfo(host, port, type=socket.SOCK_STREAM))
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller waiting on the future
+                future.set_exception(exc)
+
+
+_resolvers: dict[int, _Resolver] = {}
+_resolvers_lock = threading.Lock()
+
+
+def _resolver() -> _Resolver:
+    # One per process: threads do not survive fork(), so a child starts its own.
     pid = os.getpid()
-    if pid not in _resolvers:
-        _resolvers.clear()
-        _resolvers[pid] = ThreadPoolExecutor(max_workers=4, thread_name_prefix="eventhub-resolve")
-    return _resolvers[pid]
+    with _resolvers_lock:
+        if pid not in _resolvers:
+            _resolvers.clear()
+            _resolvers[pid] = _Resolver(RESOLVER_THREADS)
+        return _resolvers[pid]
 
 
 class BlockedAddress(PermanentError):
@@ -93,10 +125,11 @@ def resolve_checked(host: str, port: int, *, timeout: float) -> list[tuple]:
         check_address(address, host=host)
         family = socket.AF_INET6 if address.version == 6 else socket.AF_INET
         return [(family, (str(address), port))]
-    future = _resolver().submit(socket.getaddrinfo, host, port, type=socket.SOCK_STREAM)
+    future = _resolver().submit(host, port)
     try:
         infos = future.result(timeout=timeout)
     except FutureTimeout:
+        future.cancel()  # not started yet (the threads are all busy with lookups that hang): never will
         raise ResolveFailed(f"resolving {host} took longer than {timeout:.1f} s") from None
     except socket.gaierror as exc:
         raise ResolveFailed(f"{host} does not resolve: {exc.strerror or exc}") from None
