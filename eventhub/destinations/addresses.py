@@ -52,17 +52,16 @@ class _Resolver:
 
 
 _resolvers: dict[int, _Resolver] = {}
-_resolvers_lock = threading.Lock()
 
 
 def _resolver() -> _Resolver:
-    # One per process: threads do not survive fork(), so a child starts its own.
+    # One per process: threads do not survive fork(), so a child starts its own. (No lock, which a
+    # child could inherit held: two threads racing here the first time make one spare set of threads.)
     pid = os.getpid()
-    with _resolvers_lock:
-        if pid not in _resolvers:
-            _resolvers.clear()
-            _resolvers[pid] = _Resolver(RESOLVER_THREADS)
-        return _resolvers[pid]
+    if pid not in _resolvers:
+        _resolvers.clear()
+        _resolvers[pid] = _Resolver(RESOLVER_THREADS)
+    return _resolvers[pid]
 
 
 class BlockedAddress(PermanentError):
