@@ -15,10 +15,10 @@ submitting, and waiting a fraction of a millisecond for them makes fewer, larger
 batches: less work per request for both the process and the database.
 
 A thread can be interrupted anywhere by an exception raised into it from outside
-(Dramatiq's time limit, say): then no
-other thread is left waiting. A request it had taken but not finished fails with
-:class:`CombinedWriteInterrupted` (the statement's outcome is unknown, so it is
-not run again), and the lead passes on, so later requests still run.
+(Dramatiq's time limit, say): then no other thread is left waiting. A request it
+had taken but not finished fails with :class:`CombinedWriteInterrupted` (the
+statement's outcome is unknown, so it is not run again), and the lead passes on,
+so later requests still run.
 """
 
 import threading
