@@ -54,7 +54,9 @@ def _close_background_threads_connections() -> None:
     from eventhub.outbox import background
 
     background.flush()
-    for wrapper in [o for o in gc.get_objects() if isinstance(o, BaseDatabaseWrapper)]:
+    # type(), not isinstance(): isinstance() asks a lazy object (a request's user) for its class,
+    # which evaluates it, with a query, at the end of the run.
+    for wrapper in [o for o in gc.get_objects() if issubclass(type(o), BaseDatabaseWrapper)]:
         if wrapper.connection is not None:
             wrapper.inc_thread_sharing()  # another thread's wrapper: closed from here, once, at the end
             try:
