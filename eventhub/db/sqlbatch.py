@@ -159,24 +159,36 @@ def execute(
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
             return (cursor.fetchall() if cursor.description else []), cursor.rowcount
-    with connection.cursor() as wrapper:  # Django's checks: connected, right thread, usable
-        raw = wrapper.cursor.connection
-        if raw.prepare_threshold is None:
-            # Django turns preparing off (for poolers); explicit prepare=True needs it on. A threshold
-            # no query reaches keeps Django's own, client-side bound queries unprepared.
-            raw.prepare_threshold = NEVER_BY_COUNT
-            # Plan once: left to choose, PostgreSQL re-plans statements with array or JSON parameters on
-            # every run (their custom plans look cheaper than the generic one), which costs more
-            # than running them. Only prepared statements, thus only these, are affected.
-            raw.execute("SET plan_cache_mode = force_generic_plan")
-        with connection.wrap_database_errors, psycopg.Cursor(raw) as cursor:
-            if settings.USE_TZ and raw.info.timezone == connection.timezone:
-                # Django's timestamptz loader parses in Python (5 us a value, where psycopg's own
-                # takes 1 us): a claim reads seven timestamps a row. Both give the same aware
-                # datetime when the session's time zone is Django's, as Django makes it.
-                cursor.adapters.register_loader("timestamptz", _TIMESTAMPTZ_LOADER)
-            cursor.execute(sql, params, prepare=True)
-            return (cursor.fetchall() if cursor.description else []), cursor.rowcount
+    raw = _checked_connection(connection)
+    if raw.prepare_threshold is None:
+        # Django turns preparing off (for poolers); explicit prepare=True needs it on. A threshold
+        # no query reaches keeps Django's own, client-side bound queries unprepared.
+        raw.prepare_threshold = NEVER_BY_COUNT
+        # Plan once: left to choose, PostgreSQL re-plans statements with array or JSON parameters on
+        # every run (their custom plans look cheaper than the generic one), which costs more
+        # than running them. Only prepared statements, thus only these, are affected.
+        raw.execute("SET plan_cache_mode = force_generic_plan")
+    with connection.wrap_database_errors, psycopg.Cursor(raw) as cursor:
+        if settings.USE_TZ and raw.info.timezone == connection.timezone:
+            # Django's timestamptz loader parses in Python (5 us a value, where psycopg's own
+            # takes 1 us): a claim reads seven timestamps a row. Both give the same aware
+            # datetime when the session's time zone is Django's, as Django makes it.
+            cursor.adapters.register_loader("timestamptz", _TIMESTAMPTZ_LOADER)
+        cursor.execute(sql, params, prepare=True)
+        # pgresult, not description: description builds a Column object per column on every call.
+        result = cursor.pgresult
+        return (cursor.fetchall() if result is not None and result.nfields else []), cursor.rowcount
+
+
+def _checked_connection(connection) -> psycopg.Connection:
+    """The open psycopg connection, after the checks Django makes before it hands out a cursor
+    (connected, healthy, this thread's, no broken transaction), without making the cursor: a
+    Django cursor and the driver's cursor under it cost more than a small statement's own run."""
+    connection.close_if_health_check_failed()
+    connection.ensure_connection()
+    connection.validate_thread_sharing()
+    connection.validate_no_broken_transaction()
+    return connection.connection
 
 
 _TIMESTAMPTZ_LOADER = psycopg.adapters.get_loader(

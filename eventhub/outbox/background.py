@@ -55,7 +55,13 @@ class _Sender:
     """Two threads: one publishes what was handed over, one awaits each batch's confirms and marks it."""
 
     def __init__(self) -> None:
-        self.cond = threading.Condition(threading.Lock())
+        # One lock, a condition per kind of waiter: each change wakes only the thread it concerns
+        # (one condition woke the publisher, the marks thread and any flush on every emit, each
+        # to find it had nothing to do: a thread switch and a turn of the GIL per emit).
+        self.lock = threading.Lock()
+        self.to_publish = threading.Condition(self.lock)  # the publisher: items waiting, room to publish
+        self.to_confirm = threading.Condition(self.lock)  # the marks thread: a batch published, or a flush
+        self.drained = threading.Condition(self.lock)  # flush(): nothing waiting or in flight
         self.waiting: deque[Outgoing] = deque()
         # Published batches, oldest first: (deliveries, the call that awaits their confirms).
         self.published: deque[tuple[int, Callable[[], list[int]]]] = deque()
@@ -66,7 +72,7 @@ class _Sender:
         self.flushing = 0  # callers waiting in flush(): gathered marks are written at once
 
     def hand_over(self, items: Sequence[Outgoing]) -> None:
-        with self.cond:
+        with self.lock:
             if self.pid != os.getpid() or self.thread is None or not self.thread.is_alive():
                 self._start()
             if len(self.waiting) + len(items) > MAX_WAITING:
@@ -79,16 +85,16 @@ class _Sender:
                 return
             self.dropped = 0
             self.waiting.extend(items)
-            self.cond.notify_all()
+            self.to_publish.notify()
 
     def flush(self, timeout: float) -> bool:
-        with self.cond:
+        with self.lock:
             if self.pid != os.getpid():
                 return True  # the parent's queue is not ours to wait for
             self.flushing += 1
-            self.cond.notify_all()
+            self.to_confirm.notify()  # marks what it gathered at once
             try:
-                return self.cond.wait_for(lambda: not (self.waiting or self.in_flight), timeout)
+                return self.drained.wait_for(lambda: not (self.waiting or self.in_flight), timeout)
             finally:
                 self.flushing -= 1
 
@@ -101,8 +107,8 @@ class _Sender:
 
     def _publish(self) -> None:
         while True:
-            with self.cond:
-                self.cond.wait_for(lambda: self.waiting and len(self.published) < MAX_PUBLISHED)
+            with self.lock:
+                self.to_publish.wait_for(lambda: self.waiting and len(self.published) < MAX_PUBLISHED)
                 count = min(len(self.waiting), BATCH)
                 batch = [self.waiting.popleft() for _ in range(count)]
                 self.in_flight += count
@@ -111,23 +117,25 @@ class _Sender:
             except Exception:  # noqa: BLE001 - the thread must outlive any one batch
                 logger.exception("Sending %d deliveries failed; they stay pending for the relay.", count)
                 finish = list
-            with self.cond:
+            with self.lock:
                 self.published.append((count, finish))
-                self.cond.notify_all()
+                self.to_confirm.notify()
 
     def _confirm_and_mark(self) -> None:
         sent: list[int] = []  # confirmed and not yet marked
         count = 0  # deliveries taken from ``published`` and not yet marked (or failed)
         due = 0.0  # when the gathered ones are marked at the latest
         while True:
-            with self.cond:
+            with self.lock:
                 if count:
                     wait = max(0.0, due - time.monotonic())
-                    self.cond.wait_for(lambda: self.published or self.flushing, wait)
+                    self.to_confirm.wait_for(lambda: self.published or self.flushing, wait)
                 else:
-                    self.cond.wait_for(lambda: self.published)
+                    self.to_confirm.wait_for(lambda: self.published)
+                full = len(self.published) >= MAX_PUBLISHED
                 taken = self.published.popleft() if self.published else None
-                self.cond.notify_all()  # room for the publisher
+                if full:
+                    self.to_publish.notify()  # room for the publisher
             if taken is not None:
                 if not count:
                     due = time.monotonic() + MARK_EVERY_SECONDS
@@ -148,9 +156,9 @@ class _Sender:
         finally:
             # As after a request: keep the connection for CONN_MAX_AGE, drop it if broken.
             connection.close_if_unusable_or_obsolete()
-            with self.cond:
+            with self.lock:
                 self.in_flight -= count
-                self.cond.notify_all()
+                self.drained.notify_all()
 
 
 _sender = _Sender()
