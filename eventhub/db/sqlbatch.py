@@ -18,6 +18,7 @@ import datetime
 import decimal
 import functools
 import json
+import threading
 import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -168,16 +169,40 @@ def execute(
         # every run (their custom plans look cheaper than the generic one), which costs more
         # than running them. Only prepared statements, thus only these, are affected.
         raw.execute("SET plan_cache_mode = force_generic_plan")
-    with connection.wrap_database_errors, psycopg.Cursor(raw) as cursor:
-        if settings.USE_TZ and raw.info.timezone == connection.timezone:
-            # Django's timestamptz loader parses in Python (5 us a value, where psycopg's own
-            # takes 1 us): a claim reads seven timestamps a row. Both give the same aware
-            # datetime when the session's time zone is Django's, as Django makes it.
-            cursor.adapters.register_loader("timestamptz", _TIMESTAMPTZ_LOADER)
+    fast_timestamps = settings.USE_TZ and raw.info.timezone == connection.timezone
+    cursor = _kept_cursor(using, raw, fast_timestamps=fast_timestamps)
+    with connection.wrap_database_errors:
         cursor.execute(sql, params, prepare=True)
         # pgresult, not description: description builds a Column object per column on every call.
         result = cursor.pgresult
         return (cursor.fetchall() if result is not None and result.nfields else []), cursor.rowcount
+
+
+# Each thread's kept cursors for prepared statements, by database alias: (driver connection, cursors).
+_kept = threading.local()
+
+
+def _kept_cursor(using: str, raw: psycopg.Connection, *, fast_timestamps: bool) -> psycopg.Cursor:
+    """This thread's kept cursor on ``raw``: a new cursor looked up the loader of every column of
+    every result afresh (a claim returns about forty), where a kept one finds them cached. It
+    holds the last result it fetched until the next statement: one statement's rows per thread.
+
+    ``fast_timestamps``: Django's timestamptz loader parses in Python (5 us a value, where
+    psycopg's own takes 1 us), and a claim reads seven timestamps a row. Both give the same
+    aware datetime when the session's time zone is Django's, as Django makes it.
+    """
+    by_alias = getattr(_kept, "by_alias", None)
+    if by_alias is None:
+        by_alias = _kept.by_alias = {}
+    kept = by_alias.get(using)
+    if kept is None or kept[0] is not raw:  # a new connection (Django reconnected): new cursors
+        kept = by_alias[using] = (raw, {})
+    cursor = kept[1].get(fast_timestamps)
+    if cursor is None or cursor.closed:
+        cursor = kept[1][fast_timestamps] = psycopg.Cursor(raw)
+        if fast_timestamps:
+            cursor.adapters.register_loader("timestamptz", _TIMESTAMPTZ_LOADER)
+    return cursor
 
 
 def _checked_connection(connection) -> psycopg.Connection:

@@ -3,7 +3,8 @@
 import uuid
 
 import pytest
-from django.db import IntegrityError, connection
+from django.db import IntegrityError, connection, transaction
+from django.db.transaction import TransactionManagementError
 from django.utils import timezone
 
 from eventhub.db import sqlbatch
@@ -117,3 +118,33 @@ def test_prepared_statements_read_timestamps_as_djangos_queries_do():
     by_orm = Event.objects.get(pk=event.pk).time
     assert fast == plain == by_orm == event.time
     assert fast.tzinfo is plain.tzinfo is by_orm.tzinfo
+
+
+def test_prepared_statements_keep_working_when_django_reconnects():
+    """Each thread keeps its cursor for prepared statements: a closed connection's cursor is not reused."""
+    [(one,)], _ = sqlbatch.execute("SELECT %s::int", [1], prepare=True)
+    first = connection.connection
+    connection.close()  # as CONN_MAX_AGE or a failed health check does
+    [(two,)], _ = sqlbatch.execute("SELECT %s::int", [2], prepare=True)
+    assert (one, two) == (1, 2)
+    assert connection.connection is not first and first.closed
+
+
+def test_a_statement_without_rows_returns_none_and_its_row_count():
+    paid = factories.event_type("order.paid")
+    event = Event.objects.create(event_type=paid, type=paid.name, source="/t", time=timezone.now())
+    table = Event._meta.db_table
+    rows, count = sqlbatch.execute(
+        f"UPDATE {table} SET subject = %s WHERE id = %s", ["s", event.pk], prepare=True
+    )
+    assert (rows, count) == ([], 1)
+    assert Event.objects.get(pk=event.pk).subject == "s"
+
+
+def test_a_prepared_statement_in_a_broken_transaction_is_refused_as_djangos_queries_are():
+    with transaction.atomic():
+        with pytest.raises(IntegrityError), transaction.atomic(savepoint=False):
+            # An error leaving an inner block breaks the transaction: Django marks it for rollback.
+            sqlbatch.execute("INSERT INTO eventhub_event (id) VALUES (NULL)", [], prepare=True)
+        with pytest.raises(TransactionManagementError, match="An error occurred in the current transaction"):
+            sqlbatch.execute("SELECT 1", [], prepare=True)
