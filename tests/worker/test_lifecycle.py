@@ -1,5 +1,6 @@
 """eventhub_worker --prometheus: Dramatiq's own metrics reach /metrics beside eventhub's."""
 
+import itertools
 import signal
 import socket
 import subprocess
@@ -9,10 +10,11 @@ import pytest
 from django.urls import reverse
 
 from eventhub import emit
-from eventhub.models import Delivery
+from eventhub.models import Attempt, Delivery
 from tests.support import factories
 from tests.support.process import command_env, start_worker
 from tests.support.waiting import wait_for
+from tests.testapp.models import Switch
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.rabbitmq]
 
@@ -89,3 +91,28 @@ def test_a_worker_process_reloads_its_route_copy_in_a_background_thread_until_it
     finally:
         middleware.before_worker_shutdown(None, None)
     assert not any(t.name == "eventhub-refresh-routes" for t in threading.enumerate())
+
+
+def test_a_worker_runs_a_retry_soon_after_its_short_backoff(rabbitmq_broker, queue_name):
+    """A retry waits in Dramatiq's delay queue: the worker's consumer must hand it on when it is due,
+    not when it next wakes (Dramatiq's default: after a second idle, which every retry here waited)."""
+    Switch.objects.create(name="broken", on=True)
+    route = factories.route(
+        factories.event_type("order.paid"),
+        "testapp.flaky",
+        queue=queue_name,
+        max_attempts=4,
+        min_backoff_ms=20,
+        max_backoff_ms=50,
+    )
+    worker = start_worker(queue_name, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        emit("order.paid", data={})
+        delivery = wait_for(lambda: Delivery.objects.filter(route=route, status="dead").first(), timeout=60)
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(timeout=30)
+    attempts = list(Attempt.objects.filter(delivery=delivery).order_by("number"))
+    assert [a.number for a in attempts] == [1, 2, 3, 4]
+    gaps = [(b.started_at - a.finished_at).total_seconds() for a, b in itertools.pairwise(attempts)]
+    assert max(gaps) < 0.6, f"retries started {gaps} s after the attempt before them (backoff at most 0.05 s)"
