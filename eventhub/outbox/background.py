@@ -49,6 +49,13 @@ MAX_PUBLISHED = 16
 # at once when someone flushes). "queued" is bookkeeping: the message is out once confirmed, and
 # the relay only looks at deliveries pending for RELAY_AFTER_SECONDS.
 MARK_EVERY_SECONDS = 0.05
+# Single emits handed over less than GATHER_GAP_SECONDS apart (a loop of emit() calls, a busy web
+# process) are gathered for GATHER_SECONDS into one publish: each publish wakes the sender, the
+# publisher's I/O thread (twice: the send, the confirm) and the marks thread, all on the emitting
+# process's GIL, and one emit at a time left every publish with one message. Emits further apart
+# (5 ms at 200 events/s) go out at once.
+GATHER_GAP_SECONDS = 0.002
+GATHER_SECONDS = 0.001
 
 
 class _Sender:
@@ -70,6 +77,8 @@ class _Sender:
         self.pid = 0
         self.dropped = 0
         self.flushing = 0  # callers waiting in flush(): gathered marks are written at once
+        self.last_hand_over = 0.0  # when the last items were handed over (monotonic)
+        self.gap = float("inf")  # the time between the last two hand-overs
 
     def hand_over(self, items: Sequence[Outgoing]) -> None:
         with self.lock:
@@ -85,6 +94,8 @@ class _Sender:
                 return
             self.dropped = 0
             self.waiting.extend(items)
+            now = time.monotonic()
+            self.gap, self.last_hand_over = now - self.last_hand_over, now
             self.to_publish.notify()
 
     def flush(self, timeout: float) -> bool:
@@ -109,6 +120,10 @@ class _Sender:
         while True:
             with self.lock:
                 self.to_publish.wait_for(lambda: self.waiting and len(self.published) < MAX_PUBLISHED)
+                gather = self.gap < GATHER_GAP_SECONDS and len(self.waiting) < BATCH and not self.flushing
+            if gather:
+                time.sleep(GATHER_SECONDS)  # outside the lock: the emits meanwhile wake nobody
+            with self.lock:  # still true: only this thread takes from ``waiting`` or adds to ``published``
                 count = min(len(self.waiting), BATCH)
                 batch = [self.waiting.popleft() for _ in range(count)]
                 self.in_flight += count

@@ -61,6 +61,37 @@ def test_many_single_emits_go_out_in_few_batches(rabbitmq_broker, queue_name, mo
     assert set(Delivery.objects.values_list("status", flat=True)) == {"queued"}
 
 
+def test_emits_close_together_are_gathered_and_a_lone_emit_goes_out_at_once(
+    rabbitmq_broker, queue_name, monkeypatch
+):
+    """Single emits handed over less than GATHER_GAP_SECONDS apart share a publish; one after a pause
+    is published without waiting for company."""
+    monkeypatch.setattr(background, "GATHER_SECONDS", 0.2)  # wide, so that the loop below fits in it
+    factories.route(factories.event_type("order.paid"), "h", queue=queue_name)
+    published = []
+    real = background.start_send
+    monkeypatch.setattr(
+        background,
+        "start_send",
+        lambda items: published.append((time.monotonic(), len(items))) or real(items),
+    )
+    spaced = []
+    for i in range(3):  # further apart than GATHER_GAP_SECONDS: each goes alone, at once
+        time.sleep(background.GATHER_GAP_SECONDS * 10)
+        spaced.append(time.monotonic())
+        emit("order.paid", data={"order_id": i})
+        wait_for(lambda i=i: len(published) == i + 1, timeout=10)
+    assert [count for _, count in published] == [1, 1, 1]
+    assert all(at - emitted < 0.1 for (at, _), emitted in zip(published, spaced, strict=True))
+    for i in range(20):  # back to back: the sender waits GATHER_SECONDS and takes them together
+        emit("order.paid", data={"order_id": 100 + i})
+    assert background.flush()
+    gathered = [count for _, count in published[3:]]
+    # The first few may still go alone (a first emit of a test is slow: more than the gap apart).
+    assert sum(gathered) == 20 and len(gathered) <= 5 and max(gathered) >= 10, gathered
+    assert set(Delivery.objects.values_list("status", flat=True)) == {"queued"}
+
+
 def test_past_the_hand_over_limit_deliveries_stay_pending_for_the_relay(
     rabbitmq_broker, queue_name, held_sender, monkeypatch, caplog
 ):
