@@ -3,14 +3,16 @@
 import logging
 import os
 
+from django.db import connection
 from dramatiq.middleware import Middleware
 
 from eventhub import broker, discovery, health
 from eventhub.conf import eventhub_settings
+from eventhub.db import sqlbatch
 from eventhub.destinations import handler_names
 from eventhub.models import Route
 from eventhub.outbox import route_table
-from eventhub.worker import share
+from eventhub.worker import share, writes
 from eventhub.worker.actor import RejectMalformed
 
 logger = logging.getLogger(__name__)
@@ -57,7 +59,7 @@ def check_queues(named: list[str] | None = None) -> None:
 def lifecycle_middleware() -> list:
     """Middleware that runs with the worker's lifecycle (registration, metrics)."""
     # Bad messages are dead-lettered before they reach an actor (the relay runs as a fork process).
-    middleware = [RejectMalformed(), FreshRouteCopy()]
+    middleware = [RejectMalformed(), FreshRouteCopy(), ReadyConnections()]
     if discovery.discovery_enabled():  # CONSUL_HTTP_ADDR set: register, heartbeat, deregister
         middleware.append(discovery.ConsulRegistration(handlers=handler_names))
     if os.environ.get(PROMETHEUS_ENV):
@@ -84,3 +86,21 @@ class FreshRouteCopy(Middleware):
     def before_worker_shutdown(self, broker, worker):
         route_table.stop_refreshing_in_background()
         health.states.stop_refreshing_in_background()
+
+
+class ReadyConnections(Middleware):
+    """Each worker thread connects to the database and prepares its hot statement as it starts.
+
+    Otherwise every thread does it on its first delivery, all at once when a worker
+    starts under traffic (eventhub.worker.writes.prepare_connection). A failure here
+    (the database is down) only logs: the first delivery connects again, as before.
+    """
+
+    def after_worker_thread_boot(self, broker, thread):
+        if not sqlbatch.supported():
+            return
+        try:
+            writes.prepare_connection()
+        except Exception as exc:  # noqa: BLE001 - a worker thread must start whatever the database does
+            logger.warning("eventhub worker thread could not prepare its database connection: %s", exc)
+            connection.close()

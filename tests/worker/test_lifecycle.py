@@ -7,6 +7,7 @@ import subprocess
 import urllib.request
 
 import pytest
+from django.db import connection
 from django.urls import reverse
 
 from eventhub import emit
@@ -116,3 +117,42 @@ def test_a_worker_runs_a_retry_soon_after_its_short_backoff(rabbitmq_broker, que
     assert [a.number for a in attempts] == [1, 2, 3, 4]
     gaps = [(b.started_at - a.finished_at).total_seconds() for a, b in itertools.pairwise(attempts)]
     assert max(gaps) < 0.6, f"retries started {gaps} s after the attempt before them (backoff at most 0.05 s)"
+
+
+def _prepared_worker_connections() -> int:
+    """Other sessions on this database whose last statement was the worker's claim and outcome write."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND pid <> pg_backend_pid() AND query LIKE 'WITH attempts AS (%%'"
+        )
+        return cursor.fetchone()[0]
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the prepared statement is PostgreSQL's")
+def test_each_worker_thread_connects_and_prepares_its_write_before_its_first_delivery(queue_name):
+    """A worker started under traffic must not have all its threads connect and prepare at once on
+    their first deliveries (that made the first deliveries after a start wait tens of milliseconds)."""
+    assert _prepared_worker_connections() == 0
+    worker = start_worker(queue_name, threads=3, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        # No event emitted: only the threads' start can have run the statement.
+        wait_for(lambda: _prepared_worker_connections() >= 3, timeout=60)
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(timeout=30)
+    wait_for(lambda: _prepared_worker_connections() == 0, timeout=10)
+
+
+def test_a_worker_thread_starts_when_its_database_is_unreachable(monkeypatch, caplog):
+    from django.db import OperationalError
+
+    from eventhub.worker import lifecycle
+
+    def unreachable() -> None:
+        raise OperationalError("connection refused")
+
+    monkeypatch.setattr(lifecycle.writes, "prepare_connection", unreachable)
+    monkeypatch.setattr(lifecycle.sqlbatch, "supported", lambda: True)
+    lifecycle.ReadyConnections().after_worker_thread_boot(None, None)  # must not raise
+    assert "could not prepare its database connection: connection refused" in caplog.text
