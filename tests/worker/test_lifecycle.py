@@ -133,15 +133,15 @@ def _prepared_worker_connections() -> int:
 def test_each_worker_thread_connects_and_prepares_its_write_before_its_first_delivery(queue_name):
     """A worker started under traffic must not have all its threads connect and prepare at once on
     their first deliveries (that made the first deliveries after a start wait tens of milliseconds)."""
-    assert _prepared_worker_connections() == 0
+    before = _prepared_worker_connections()  # sessions other tests' threads may have left open
     worker = start_worker(queue_name, threads=3, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         # No event emitted: only the threads' start can have run the statement.
-        wait_for(lambda: _prepared_worker_connections() >= 3, timeout=60)
+        wait_for(lambda: _prepared_worker_connections() >= before + 3, timeout=60)
     finally:
         worker.send_signal(signal.SIGTERM)
         worker.wait(timeout=30)
-    wait_for(lambda: _prepared_worker_connections() == 0, timeout=10)
+    wait_for(lambda: _prepared_worker_connections() <= before, timeout=10)
 
 
 def test_a_worker_thread_starts_when_its_database_is_unreachable(monkeypatch, caplog):
