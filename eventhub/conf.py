@@ -32,9 +32,8 @@ DEFAULTS: dict[str, Any] = {
     # emit() hands its committed deliveries to a background thread that sends them and waits for
     # RabbitMQ's confirms (see eventhub/outbox/background.py); False sends them before emit() returns.
     "SEND_IN_BACKGROUND": True,
-    # Deliveries of one route emitted together (emit_many, a bulk save's hooks, an ingest batch,
-    # single emits the background sender gathered) travel in one message, at most this many per
-    # message; 1 sends one message per delivery.
+    # Deliveries of one route emitted together (emit_many, a bulk save's hooks, an ingest batch)
+    # travel in one message, at most this many per message; 1 sends one message per delivery.
     "MESSAGE_BATCH_MAX": 100,
     # How long a process waits at exit for deliveries it has not yet sent (the relay sends the rest).
     "SEND_FLUSH_SECONDS": 10.0,

@@ -5,18 +5,17 @@ queued another one to the database: together more than the emit's own insert.
 The outbox makes waiting for them unnecessary: the deliveries are committed
 ``pending`` before anything is sent, and the relay sends any delivery still
 pending after ``RELAY_AFTER_SECONDS`` (the process died, the broker was down,
-the hand-over queue was full). So emit hands its deliveries to one sender thread
-per process and returns. The thread publishes whatever has gathered meanwhile as
-one batch, a route's deliveries in it sharing batch messages, which makes many
-single emits as cheap to send and to deliver as one ``emit_many``. A second
-thread awaits each batch's confirms (one wait per batch) and marks its
-deliveries queued, so the next batch is published while RabbitMQ confirms the
-last and the database marks it: a confirm waits for RabbitMQ's disk, a mark for
-PostgreSQL's, and on the publishing thread every message emitted meanwhile
-waited with them (bench.stalls). The marks are gathered for up to
-``MARK_EVERY_SECONDS`` and written as one statement: single emits at a steady
-rate each went out in a batch of their own, and marking each one was a second
-write per emit, as costly to the database as the emit's own.
+the hand-over queue was full). So emit hands its deliveries to one sender
+thread per process and returns. The thread publishes whatever has gathered
+meanwhile as one batch, which also makes many single emits as cheap to send as
+one ``emit_many``. A second thread awaits each batch's confirms (one wait per
+batch) and marks its deliveries queued, so the next batch is published while
+RabbitMQ confirms the last and the database marks it: a confirm waits for
+RabbitMQ's disk, a mark for PostgreSQL's, and on the publishing thread every
+message emitted meanwhile waited with them (bench.stalls). The marks are
+gathered for up to ``MARK_EVERY_SECONDS`` and written as one statement: single
+emits at a steady rate each went out in a batch of their own, and marking each
+one was a second write per emit, as costly to the database as the emit's own.
 
 At exit the process waits (up to ``SEND_FLUSH_SECONDS``) for what it handed
 over, so a short command such as ``manage.py emit`` delivers at once rather than
@@ -36,7 +35,7 @@ from django.db import connection
 from eventhub import broker
 from eventhub.conf import eventhub_settings
 from eventhub.outbox import send
-from eventhub.outbox.message import Outgoing, batched
+from eventhub.outbox.message import Outgoing
 from eventhub.outbox.send import send_deliveries, start_send
 
 logger = logging.getLogger(__name__)
@@ -129,11 +128,7 @@ class _Sender:
                 batch = [self.waiting.popleft() for _ in range(count)]
                 self.in_flight += count
             try:
-                # What was handed over together travels together: a route's single emits gathered
-                # here become one batch message, as emit_many's would (a worker runs a batch for a
-                # fraction of the CPU it spends on as many one-delivery messages). The busier the
-                # process, the more gathers and the cheaper each delivery gets.
-                finish = start_send(batched(batch, cap=eventhub_settings.MESSAGE_BATCH_MAX))
+                finish = start_send(batch)  # never raises; what fails stays pending
             except Exception:  # noqa: BLE001 - the thread must outlive any one batch
                 logger.exception("Sending %d deliveries failed; they stay pending for the relay.", count)
                 finish = list

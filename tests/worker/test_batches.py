@@ -1,7 +1,6 @@
 """Batch messages: deliveries emitted together travel in one message, run and recorded together.
 
-Real RabbitMQ and real Dramatiq worker threads; the messages are the ones emit_many sends, and the
-ones the background sender makes of single emits it gathered.
+Real RabbitMQ and real Dramatiq worker threads; the messages are the ones emit_many sends.
 """
 
 import threading
@@ -11,12 +10,12 @@ from dataclasses import replace
 import dramatiq
 import pytest
 
-from eventhub import emit, emit_many
+from eventhub import emit_many
 from eventhub.models import Attempt, Delivery
 from eventhub.outbox import background
 from eventhub.outbox.message import DELIVER_ACTOR, Outgoing, message_for
 from eventhub.outbox.relay import relay_once
-from tests.conftest import delete_queues, queue_depth
+from tests.conftest import delete_queues
 from tests.support import factories
 from tests.support.waiting import wait_for
 
@@ -200,53 +199,3 @@ def test_a_slow_routes_batch_spreads_over_the_threads_each_delivery_attempted_on
     # Handing the rest back undid their claims: every delivery counts exactly the one attempt it made.
     assert set(Delivery.objects.filter(route=route).values_list("attempts", flat=True)) == {1}
     assert Attempt.objects.filter(delivery__route=route).count() == 12
-
-
-@pytest.fixture
-def wide_gathering(monkeypatch):
-    """The sender gathers emits up to 50 ms apart, for 0.3 s: the tests do not hang on how fast emits are."""
-    monkeypatch.setattr(background, "GATHER_GAP_SECONDS", 0.05)
-    monkeypatch.setattr(background, "GATHER_SECONDS", 0.3)
-
-
-def test_single_emits_the_sender_gathers_travel_in_batch_messages_and_run_once_each(
-    rabbitmq_broker, queue_name, run_worker, handler, wide_gathering
-):
-    calls, name = handler()
-    route = factories.route(factories.event_type("order.paid"), name, queue=queue_name)
-
-    for n in range(20):  # each in its own transaction, as a web process's requests would
-        emit("order.paid", data={"n": n})
-    assert background.flush()
-
-    # No worker yet: the queue holds the messages. The first emit or two may go alone (a test's
-    # first emit is slow: more than the gap before the next), the rest share messages.
-    assert 1 <= queue_depth(queue_name) <= 5
-    run_worker([queue_name], threads=4)
-    wait_for(lambda: statuses(route) == ["succeeded"] * 20, what="20 succeeded")
-    assert sorted(c["data"]["n"] for c in calls) == list(range(20))
-    assert set(Delivery.objects.filter(route=route).values_list("attempts", flat=True)) == {1}
-
-
-@pytest.mark.parametrize(
-    "route_fields, batch_max",
-    [
-        ({"ordering_key": "{data.n}"}, 100),  # ordered: each waits for its key's turn alone
-        ({"rate_limit": 1000.0}, 100),  # limited: admitted message by message
-        ({}, 1),  # MESSAGE_BATCH_MAX 1: workers of an older version are still running
-    ],
-    ids=["ordered route", "rate-limited route", "MESSAGE_BATCH_MAX 1"],
-)
-def test_gathered_single_emits_still_travel_one_per_message_where_a_batch_does_not_apply(
-    rabbitmq_broker, queue_name, handler, wide_gathering, settings, route_fields, batch_max
-):
-    settings.EVENTHUB = {**settings.EVENTHUB, "MESSAGE_BATCH_MAX": batch_max}
-    _, name = handler()
-    route = factories.route(factories.event_type("order.paid"), name, queue=queue_name, **route_fields)
-
-    for n in range(10):
-        emit("order.paid", data={"n": n})
-    assert background.flush()
-
-    assert queue_depth(queue_name) == 10
-    assert statuses(route) == ["queued"] * 10
