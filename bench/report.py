@@ -188,6 +188,54 @@ def header(config: dict) -> list[str]:
     return lines
 
 
+# When a run's figures are the machine's as much as the code's (docs/benchmark.md, "Cautions"): CPU
+# steal over the run, load already there when it began (per core), and calibration figures that
+# moved between before and after by more than this share (on 2026-12-02 one machine's Python
+# figure went from 11.8 to 19.1 us/op within one run, and its commit rate halved within an hour).
+STEAL_PCT = 2.0
+LOAD_PER_CORE = 0.5
+CALIBRATION_MOVED = 0.25
+
+
+def _calibration_figures(calibration: dict) -> dict[str, tuple[float, str]]:
+    """The calibration figures compared before and after: name -> (value, unit with its format)."""
+    figures = {}
+    if calibration.get("python"):
+        figures["Python"] = (calibration["python"]["us_per_op"], "{:.1f} us/op")
+    if calibration.get("postgresql"):
+        figures["PostgreSQL"] = (calibration["postgresql"]["commit"]["per_second"], "{:,.0f} commits/s")
+    if calibration.get("rabbitmq"):
+        figures["RabbitMQ confirm"] = (calibration["rabbitmq"]["confirm_persistent"]["p50_ms"], "{:.2f} ms")
+    return figures
+
+
+def cautions(config: dict) -> list[str]:
+    """Why this run's figures may say more about the machine than the code (empty: none seen)."""
+    found = []
+    steal = (config.get("cpu") or {}).get("steal_pct")
+    if steal is not None and steal >= STEAL_PCT:
+        found.append(
+            f"CPU steal {steal}% over the run: the hypervisor ran other guests on this machine's cores"
+        )
+    cores = (config.get("machine") or {}).get("cores") or 1
+    load = config.get("load_before") or []
+    if load and load[0] >= LOAD_PER_CORE * cores:
+        found.append(f"load {load[0]} on {cores} cores when the run began: other work was running")
+    before = _calibration_figures(config.get("calibration_before") or {})
+    after = _calibration_figures(config.get("calibration_after") or {})
+    moved = [
+        f"{name} {shown.format(value).split()[0]} -> {shown.format(after[name][0])}"
+        for name, (value, shown) in before.items()
+        if name in after and value and abs(after[name][0] - value) / value > CALIBRATION_MOVED
+    ]
+    if moved:
+        found.append(
+            f"the calibration moved by more than {CALIBRATION_MOVED:.0%} during the run "
+            f"({'; '.join(moved)}): the machine's speed changed under it"
+        )
+    return found
+
+
 # The phases whose CPU use tells what bounds them (machine-wide busy %, median over the rounds).
 CPU_PHASES = [
     ("raw send", ("raw", "send", "cpu", "busy_pct")),
@@ -232,7 +280,8 @@ def render(rounds: list[dict], config: dict) -> str:
         )
         return "| " + " | ".join(padded) + " |"
 
-    out = [*header(config), line(titles), "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
+    out = [*header(config), *(f"caution: {c}" for c in cautions(config))]
+    out += [line(titles), "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
     out += [line(row) for row in body] + ["", cpu_line(rounds), ""]
     for t in targets(rounds):
         mark = "met" if t["met"] else ("not measured" if math.isnan(t["value"]) else "NOT met")
@@ -248,5 +297,6 @@ def write_json(path: Path, rounds: list[dict], config: dict) -> None:
         "rounds": rounds,
         "table": table_rows(rounds, config),
         "targets": targets(rounds),
+        "cautions": cautions(config),
     }
     path.write_text(json.dumps(document, indent=2, default=str) + "\n")
