@@ -129,6 +129,19 @@ def run(broker_url: str) -> dict:
     return {"python": python_cpu(), "postgresql": postgresql(), "rabbitmq": rabbitmq(broker_url)}
 
 
+def key_figures(calibration: dict) -> dict[str, tuple[float, str, str]]:
+    """One figure per part, to compare two calibrations: name -> (value, number format, unit)."""
+    figures = {}
+    if calibration.get("python"):
+        figures["Python"] = (calibration["python"]["us_per_op"], "{:.1f}", "us/op")
+    if calibration.get("postgresql"):
+        figures["PostgreSQL"] = (calibration["postgresql"]["commit"]["per_second"], "{:,.0f}", "commits/s")
+    if calibration.get("rabbitmq"):
+        confirm = calibration["rabbitmq"]["confirm_persistent"]["p50_ms"]
+        figures["RabbitMQ confirm"] = (confirm, "{:.2f}", "ms")
+    return figures
+
+
 def headline(calibration: dict) -> str:
     """One line of the figures for the printed header."""
     parts = []

@@ -197,18 +197,6 @@ LOAD_PER_CORE = 0.5
 CALIBRATION_MOVED = 0.25
 
 
-def _calibration_figures(calibration: dict) -> dict[str, tuple[float, str]]:
-    """The calibration figures compared before and after: name -> (value, unit with its format)."""
-    figures = {}
-    if calibration.get("python"):
-        figures["Python"] = (calibration["python"]["us_per_op"], "{:.1f} us/op")
-    if calibration.get("postgresql"):
-        figures["PostgreSQL"] = (calibration["postgresql"]["commit"]["per_second"], "{:,.0f} commits/s")
-    if calibration.get("rabbitmq"):
-        figures["RabbitMQ confirm"] = (calibration["rabbitmq"]["confirm_persistent"]["p50_ms"], "{:.2f} ms")
-    return figures
-
-
 def cautions(config: dict) -> list[str]:
     """Why this run's figures may say more about the machine than the code (empty: none seen)."""
     found = []
@@ -221,11 +209,11 @@ def cautions(config: dict) -> list[str]:
     load = config.get("load_before") or []
     if load and load[0] >= LOAD_PER_CORE * cores:
         found.append(f"load {load[0]} on {cores} cores when the run began: other work was running")
-    before = _calibration_figures(config.get("calibration_before") or {})
-    after = _calibration_figures(config.get("calibration_after") or {})
+    before = calibrate.key_figures(config.get("calibration_before") or {})
+    after = calibrate.key_figures(config.get("calibration_after") or {})
     moved = [
-        f"{name} {shown.format(value).split()[0]} -> {shown.format(after[name][0])}"
-        for name, (value, shown) in before.items()
+        f"{name} {shown.format(value)} -> {shown.format(after[name][0])} {unit}"
+        for name, (value, shown, unit) in before.items()
         if name in after and value and abs(after[name][0] - value) / value > CALIBRATION_MOVED
     ]
     if moved:
